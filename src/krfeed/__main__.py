@@ -1,0 +1,3 @@
+from krfeed.cli import main
+
+main()

@@ -1,0 +1,316 @@
+"""Sans-I/O codec for the KIS Open API real-time WebSocket.
+
+Control frames are JSON (subscribe replies, PINGPONG); data frames are
+``<enc>|<TR_ID>|<NNN>|<payload>`` with NNN records of F ``^``-separated fields each, AES-256-CBC
+encrypted (base64) for execution notices. :class:`KISCodec` keeps the key/iv that each TR's
+SUBSCRIBE SUCCESS reply carries; it never touches a socket or the event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from krfeed.protocol.messages import ControlReply, DecodeError, Ping, UnknownMessage
+from krfeed.records.base import Record
+from krfeed.schema.catalog import UnknownType, get_type
+from krfeed.schema.compile import explain_failure, kis_decoder
+from krfeed.schema.convert import TradingDay
+
+BROKER = "kis"
+KISMessage = Record | ControlReply | Ping | UnknownMessage | DecodeError
+
+#: msg_cd -> meaning (KIS control replies).
+MSG_CODES: dict[str, str] = {
+    "OPSP0000": "SUBSCRIBE SUCCESS",
+    "OPSP0001": "UNSUBSCRIBE SUCCESS",
+    "OPSP0002": "ALREADY IN SUBSCRIBE",
+    "OPSP0003": "UNSUBSCRIBE ERROR (not found)",
+    "OPSP0007": "SUBSCRIBE INTERNAL ERROR",
+    "OPSP0008": "MAX SUBSCRIBE OVER",
+    "OPSP0009": "SUBSCRIBE ERROR : mci send failed",
+    "OPSP0011": "invalid approval(appkey) : NOT FOUND",
+    "OPSP8991": "SUBSCRIBE ERROR : invalid tr_id",
+    "OPSP8992": "SUBSCRIBE ERROR : invalid tr_key",
+    "OPSP8996": "ALREADY IN USE appkey",
+    "OPSP8997": "JSON PARSING ERROR : invalid tr_type",
+    "OPSP8998": "JSON PARSING ERROR : invalid custtype",
+    "OPSP9999": "JSON PARSING ERROR : invalid json format",
+}
+
+_json_decode = msgspec.json.Decoder().decode
+_json_encode = msgspec.json.Encoder().encode
+
+
+class AesKey:
+    """An AES-256-CBC key/iv pair from a SUBSCRIBE SUCCESS reply. Never shown in reprs."""
+
+    __slots__ = ("_cipher", "_iv", "_key")
+
+    def __init__(self, key: str, iv: str) -> None:
+        kb, ib = key.encode(), iv.encode()
+        if len(kb) != 32:
+            raise ValueError(f"AES-256 key must be 32 characters, got {len(kb)}")
+        if len(ib) != 16:
+            raise ValueError(f"AES iv must be 16 characters, got {len(ib)}")
+        self._key, self._iv = kb, ib
+        self._cipher = Cipher(algorithms.AES(kb), modes.CBC(ib))
+
+    def __repr__(self) -> str:
+        return "AesKey(****)"
+
+    def decrypt(self, payload: str) -> str:
+        """base64 → AES-256-CBC → PKCS#7 unpad → UTF-8. Raises ValueError with the reason."""
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("encrypted payload is not valid base64") from None
+        if not data or len(data) % 16:
+            raise ValueError(f"encrypted payload is {len(data)} bytes, not a multiple of 16")
+        dec = self._cipher.decryptor()
+        padded = dec.update(data) + dec.finalize()
+        unpadder = padding.PKCS7(128).unpadder()
+        try:
+            plain = unpadder.update(padded) + unpadder.finalize()
+        except ValueError:
+            raise ValueError("bad PKCS#7 padding after decryption (wrong key/iv?)") from None
+        try:
+            return plain.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("decrypted payload is not UTF-8 (wrong key/iv?)") from None
+
+    def encrypt(self, text: str) -> str:
+        """The inverse of :meth:`decrypt` (used by the simulator and tests)."""
+        padder = padding.PKCS7(128).padder()
+        data = padder.update(text.encode("utf-8")) + padder.finalize()
+        enc = self._cipher.encryptor()
+        return base64.b64encode(enc.update(data) + enc.finalize()).decode("ascii")
+
+
+class KISCodec:
+    """KIS frame codec for one connection.
+
+    ``approval_key`` is only needed to build subscribe frames. ``key``/``iv`` (optional) decrypt
+    encrypted frames of any TR whose own SUBSCRIBE SUCCESS key was not seen (captured traffic).
+    """
+
+    broker = BROKER
+
+    def __init__(
+        self,
+        approval_key: str = "",
+        *,
+        custtype: str = "P",
+        key: str | None = None,
+        iv: str | None = None,
+    ) -> None:
+        if custtype not in ("P", "B"):
+            raise ValueError("custtype must be 'P' (personal) or 'B' (corporate)")
+        self._approval_key = approval_key
+        self.custtype = custtype
+        self._keys: dict[str, AesKey] = {}
+        self._default_key = AesKey(key, iv) if key and iv else None
+        if (key is None) != (iv is None):
+            raise ValueError("give both key and iv, or neither")
+
+    def __repr__(self) -> str:
+        return f"KISCodec(custtype={self.custtype!r}, keys={sorted(self._keys)})"
+
+    # ---- outbound ----
+
+    def subscribe(self, tr_id: str, tr_key: str) -> str:
+        """Register ``tr_id`` for ``tr_key`` (stock code; the HTS ID for execution notices)."""
+        return self._request("1", tr_id, tr_key)
+
+    def unsubscribe(self, tr_id: str, tr_key: str) -> str:
+        return self._request("2", tr_id, tr_key)
+
+    def _request(self, tr_type: str, tr_id: str, tr_key: str) -> str:
+        if not tr_key:
+            raise ValueError(f"{tr_id}: tr_key (code or HTS ID) is empty")
+        return _json_encode(
+            {
+                "header": {
+                    "approval_key": self._approval_key,
+                    "custtype": self.custtype,
+                    "tr_type": tr_type,
+                    "content-type": "utf-8",
+                },
+                "body": {"input": {"tr_id": tr_id, "tr_key": tr_key}},
+            }
+        ).decode()
+
+    @staticmethod
+    def pong(ping: Ping) -> str:
+        """The reply to PINGPONG: the same text, unchanged."""
+        return ping.raw
+
+    def set_key(self, tr_id: str, key: str, iv: str) -> None:
+        """Remember the key/iv for ``tr_id`` (normally taken from its SUBSCRIBE SUCCESS)."""
+        self._keys[tr_id] = AesKey(key, iv)
+
+    def has_key(self, tr_id: str) -> bool:
+        return tr_id in self._keys
+
+    # ---- inbound ----
+
+    def receive(self, frame: str | bytes, received_at: datetime | None = None) -> list[KISMessage]:
+        """Decode one inbound frame. Never raises: bad input becomes :class:`DecodeError`."""
+        if received_at is None:
+            received_at = datetime.now(UTC)
+        if isinstance(frame, bytes | bytearray | memoryview):
+            try:
+                text = bytes(frame).decode("utf-8")
+            except UnicodeDecodeError as e:
+                raw = bytes(frame).decode("utf-8", "replace")
+                return [_err(raw, f"frame is not UTF-8 text ({e.reason})", received_at)]
+        else:
+            text = frame
+        if not text:
+            return [_err(text, "empty frame", received_at)]
+        c = text[0]
+        if c == "0" or c == "1":
+            return self._data(text, received_at)
+        if c == "{":
+            return self._control(text, received_at)
+        return [
+            _err(
+                text,
+                "frame is neither JSON control ('{') nor data ('0|…' or '1|…')",
+                received_at,
+            )
+        ]
+
+    def _control(self, text: str, received_at: datetime) -> list[KISMessage]:
+        try:
+            msg = _json_decode(text)
+        except msgspec.DecodeError as e:
+            return [_err(text, f"control frame is not valid JSON ({e})", received_at)]
+        except Exception as e:  # noqa: BLE001
+            return [_err(text, f"control frame could not be parsed ({type(e).__name__})", received_at)]
+        if not isinstance(msg, dict):
+            return [_err(text, "control frame is JSON but not an object", received_at)]
+        header = msg.get("header")
+        if not isinstance(header, dict):
+            return [_err(text, "control frame has no 'header' object", received_at)]
+        tr_id = str(header.get("tr_id") or "")
+        if tr_id == "PINGPONG":
+            return [Ping(broker=BROKER, raw=text)]
+        body = msg.get("body")
+        if not isinstance(body, dict):
+            return [UnknownMessage(broker=BROKER, raw=text, what=tr_id or "no body")]
+        output = body.get("output")
+        has_key = False
+        msg_cd = str(body.get("msg_cd") or "")
+        if isinstance(output, dict) and output.get("key") and output.get("iv"):
+            try:
+                self._keys[tr_id] = AesKey(str(output["key"]), str(output["iv"]))
+                has_key = True
+            except ValueError as e:
+                return [_err(text, f"{tr_id} reply carries an unusable AES key/iv: {e}", received_at)]
+        return [
+            ControlReply(
+                broker=BROKER,
+                tr_id=tr_id,
+                tr_key=str(header.get("tr_key") or ""),
+                rt_cd=str(body.get("rt_cd") or ""),
+                msg_cd=msg_cd,
+                msg1=str(body.get("msg1") or MSG_CODES.get(msg_cd, "")),
+                encrypt=str(header.get("encrypt") or "N"),
+                has_key=has_key,
+            )
+        ]
+
+    def _data(self, text: str, received_at: datetime) -> list[KISMessage]:
+        parts = text.split("|", 3)
+        if len(parts) != 4:
+            return [_err(text, "data frame needs 4 '|'-separated parts: enc|TR|NNN|payload", received_at)]
+        enc, tr_id, nnn, payload = parts
+        if enc not in ("0", "1"):
+            return [_err(text, f"encryption flag {enc!r} is neither 0 nor 1", received_at, tr_id)]
+        if not nnn.isdigit() or not nnn.isascii():
+            return [_err(text, f"record count {nnn!r} is not a number", received_at, tr_id)]
+        count = int(nnn)
+        try:
+            t = get_type(BROKER, tr_id)
+            dec = kis_decoder(t.code)
+        except UnknownType:
+            return [_err(text, f"unknown TR {tr_id!r}", received_at, tr_id)]
+        if enc == "1":
+            key = self._keys.get(tr_id) or self._default_key
+            if key is None:
+                return [
+                    _err(
+                        text,
+                        f"{tr_id} frame is encrypted but no key/iv is known: its SUBSCRIBE SUCCESS "
+                        "reply was not seen (for captured traffic pass key and iv)",
+                        received_at,
+                        tr_id,
+                    )
+                ]
+            try:
+                payload = key.decrypt(payload)
+            except ValueError as e:
+                return [_err(text, f"{tr_id}: {e}", received_at, tr_id)]
+        fields = payload.split("^")
+        width = len(t.fields)
+        if count == 0 or len(fields) != count * width:
+            return [
+                _err(
+                    text,
+                    f"{tr_id}: {len(fields)} fields for {count} record(s) of {width} fields "
+                    f"(expected {count * width})",
+                    received_at,
+                    tr_id,
+                )
+            ]
+        day = TradingDay(received_at)
+        out: list[KISMessage] = []
+        for n in range(count):
+            off = n * width
+            try:
+                out.append(dec(fields, off, received_at, day))
+            except Exception:  # noqa: BLE001 - reported with the culprit field
+                why = explain_failure(t, lambda i, _f, o=off: fields[o + i], day)
+                out.append(_err(text, f"{tr_id} record {n + 1}/{count}: {why}", received_at, tr_id))
+        return out
+
+
+def _err(raw: str, reason: str, received_at: datetime, typ: str = "") -> DecodeError:
+    return DecodeError(broker=BROKER, raw=raw, reason=reason, received_at=received_at, type=typ)
+
+
+def data_frame(tr_id: str, records: list[list[str]], key: AesKey | None = None) -> str:
+    """Build a data frame from records' field lists (used by the simulator and tests)."""
+    payload = "^".join("^".join(r) for r in records)
+    if key is not None:
+        return f"1|{tr_id}|{len(records):03d}|{key.encrypt(payload)}"
+    return f"0|{tr_id}|{len(records):03d}|{payload}"
+
+
+def control_reply(
+    tr_id: str,
+    tr_key: str,
+    msg_cd: str,
+    *,
+    rt_cd: str | None = None,
+    encrypt: str = "N",
+    output: dict[str, Any] | None = None,
+) -> str:
+    """Build a KIS control reply frame (used by the simulator and tests)."""
+    body: dict[str, Any] = {
+        "rt_cd": rt_cd if rt_cd is not None else ("0" if msg_cd in ("OPSP0000", "OPSP0001") else "1"),
+        "msg_cd": msg_cd,
+        "msg1": MSG_CODES.get(msg_cd, ""),
+    }
+    if output is not None:
+        body["output"] = output
+    return _json_encode(
+        {"header": {"tr_id": tr_id, "tr_key": tr_key, "encrypt": encrypt}, "body": body}
+    ).decode()

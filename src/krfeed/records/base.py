@@ -1,0 +1,54 @@
+"""Base classes of the typed records (one generated class per real-time type)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import msgspec
+
+if TYPE_CHECKING:
+    from krfeed.schema.core import RealtimeType
+
+
+class Record(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A decoded real-time record.
+
+    ``received_at`` is when krfeed read the frame (UTC); ``item`` is the subscribed key: the
+    Kiwoom entry's ``item`` as sent (``039490_AL``, ``''`` for account pushes) or, for KIS, the
+    record's first field (the ``tr_key``: stock code, or HTS ID for execution notices).
+    """
+
+    received_at: datetime
+    item: str = ""
+
+    broker: ClassVar[str] = ""
+    type: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    account: ClassVar[bool] = False  # order/fill/balance push: never dropped by any queue
+
+    @classmethod
+    def schema(cls) -> RealtimeType:
+        """The declaration this class was generated from."""
+        from krfeed.schema.catalog import get_type
+
+        return get_type(cls.broker, cls.type)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict with ``broker`` and ``type`` first, then every field."""
+        out: dict[str, Any] = {"broker": self.broker, "type": self.type}
+        for name in self.__struct_fields__:
+            out[name] = getattr(self, name)
+        return out
+
+
+class KiwoomRecord(Record, frozen=True, kw_only=True, gc=False):
+    """A record from one entry of a Kiwoom ``REAL`` frame."""
+
+    broker: ClassVar[str] = "kiwoom"
+
+
+class KISRecord(Record, frozen=True, kw_only=True, gc=False):
+    """One record of a KIS data frame ``<enc>|<TR>|<NNN>|<payload>``."""
+
+    broker: ClassVar[str] = "kis"

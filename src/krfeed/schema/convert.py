@@ -1,0 +1,260 @@
+"""Wire string <-> Python value converters for every value kind.
+
+Decoders are compiled per type (see :mod:`krfeed.schema.compile`); these functions are the
+building blocks they call. Each ``to_*`` takes the wire string (or None when the key is absent)
+and raises ValueError on a malformed value; each ``from_*`` is its inverse.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+
+from krfeed.schema.enums import Direction, Side
+
+KST = timezone(timedelta(hours=9), "KST")
+_HALF_DAY = 43200.0
+_ONE_DAY = timedelta(days=1)
+
+
+def to_text(s: str | None) -> str | None:
+    if not s:
+        return None
+    s = s.strip()
+    return s or None
+
+
+def to_int(s: str | None) -> int | None:
+    if not s:
+        return None
+    s = s.strip()
+    if not s:
+        return None
+    if "_" in s:
+        raise ValueError(f"{s!r} is not an integer")
+    return int(s)
+
+
+def _level(body: str, s: str) -> int:
+    if not body.isdigit():
+        raise ValueError(f"{s!r} is not a signed price or quantity")
+    return int(body)
+
+
+def to_decimal(s: str | None) -> Decimal | None:
+    if not s:
+        return None
+    s = s.strip()
+    if not s:
+        return None
+    try:
+        d = Decimal(s)
+    except InvalidOperation:
+        raise ValueError(f"{s!r} is not a decimal number") from None
+    if not d.is_finite():
+        raise ValueError(f"{s!r} is not a finite number")
+    return d
+
+
+def to_price(s: str | None) -> tuple[int | None, Direction | None]:
+    if not s:
+        return None, None
+    s = s.strip()
+    if not s:
+        return None, None
+    c = s[0]
+    if c == "+":
+        return _level(s[1:], s), Direction.UP
+    if c == "-":
+        return _level(s[1:], s), Direction.DOWN
+    return _level(s, s), Direction.FLAT
+
+
+def to_price_decimal(s: str | None) -> tuple[Decimal | None, Direction | None]:
+    if not s:
+        return None, None
+    s = s.strip()
+    if not s:
+        return None, None
+    c = s[0]
+    d = Direction.UP if c == "+" else Direction.DOWN if c == "-" else Direction.FLAT
+    body = s[1:] if d is not Direction.FLAT else s
+    if not body or body[0] in "+-":
+        raise ValueError(f"{s!r} is not a signed level")
+    v = to_decimal(body)
+    return v, d
+
+
+def to_aggressor_qty(s: str | None) -> tuple[int | None, Side | None]:
+    if not s:
+        return None, None
+    s = s.strip()
+    if not s:
+        return None, None
+    c = s[0]
+    if c == "+":
+        return _level(s[1:], s), Side.BUY
+    if c == "-":
+        return _level(s[1:], s), Side.SELL
+    return _level(s, s), None
+
+
+def to_date(s: str | None) -> date | None:
+    if not s:
+        return None
+    s = s.strip()
+    if not s or s == "00000000":
+        return None
+    if len(s) != 8 or not s.isdigit():
+        raise ValueError(f"{s!r} is not a YYYYMMDD date")
+    return date(int(s[:4]), int(s[4:6]), int(s[6:]))
+
+
+def to_yn(s: str | None) -> bool | None:
+    if not s:
+        return None
+    s = s.strip()
+    if s == "Y":
+        return True
+    if s == "N":
+        return False
+    if not s:
+        return None
+    raise ValueError(f"{s!r} is not Y or N")
+
+
+def to_flag01(s: str | None) -> bool | None:
+    if not s:
+        return None
+    s = s.strip()
+    if s == "1":
+        return True
+    if s == "0":
+        return False
+    if not s:
+        return None
+    raise ValueError(f"{s!r} is not 0 or 1")
+
+
+def enum_converter(mapping: dict[str, Enum]) -> object:
+    """A converter for one coded field: known codes become members, unknown ones stay text."""
+    get = mapping.get
+
+    def to_enum(s: str | None) -> Enum | str | None:
+        if not s:
+            return None
+        s = s.strip()
+        if not s:
+            return None
+        return get(s, s)
+
+    return to_enum
+
+
+class TradingDay:
+    """Turns HHmmss broker times (KST) into aware datetimes on the trading date.
+
+    The date is the KST date of the receive time; a time more than 12 hours away from the
+    receive time belongs to the neighbouring day (frames received just after midnight).
+    """
+
+    __slots__ = ("_cache", "_day", "_recv")
+
+    _shared: dict[tuple[date, str], datetime] = {}
+
+    def __init__(self, received_at: datetime) -> None:
+        recv = received_at.astimezone(KST)
+        self._recv = recv
+        self._day = recv.date()
+        self._cache = TradingDay._shared
+        if len(self._cache) > 200_000:
+            self._cache.clear()
+
+    @property
+    def day(self) -> date:
+        return self._day
+
+    def time(self, s: str | None) -> datetime | None:
+        if not s:
+            return None
+        key = (self._day, s)
+        dt = self._cache.get(key)
+        if dt is None:
+            t = s.strip()
+            if not t or t == "000000":
+                return None
+            if len(t) != 6 or not t.isdigit():
+                raise ValueError(f"{s!r} is not an HHmmss time")
+            h, m, sec = int(t[:2]), int(t[2:4]), int(t[4:])
+            if h > 23 or m > 59 or sec > 59:
+                raise ValueError(f"{s!r} is not a valid HHmmss time")
+            dt = datetime.combine(self._day, time(h, m, sec), KST)
+            self._cache[key] = dt
+        delta = (dt - self._recv).total_seconds()
+        if delta > _HALF_DAY:
+            return dt - _ONE_DAY
+        if delta < -_HALF_DAY:
+            return dt + _ONE_DAY
+        return dt
+
+
+# ---- encoders (value -> wire string), used by the simulator, tests and replay tooling ----
+
+
+def from_text(v: object) -> str:
+    return "" if v is None else str(v)
+
+
+def from_int(v: int | None) -> str:
+    return "" if v is None else str(v)
+
+
+def from_decimal(v: Decimal | None) -> str:
+    return "" if v is None else str(v)
+
+
+def from_price(level: int | None, direction: Direction | None) -> str:
+    if level is None:
+        return ""
+    if direction is Direction.UP:
+        return f"+{level}"
+    if direction is Direction.DOWN:
+        return f"-{level}"
+    return str(level)
+
+
+def from_price_decimal(level: Decimal | None, direction: Direction | None) -> str:
+    if level is None:
+        return ""
+    if direction is Direction.UP:
+        return f"+{level}"
+    if direction is Direction.DOWN:
+        return f"-{level}"
+    return str(level)
+
+
+def from_aggressor_qty(qty: int | None, side: Side | None) -> str:
+    if qty is None:
+        return ""
+    if side is Side.BUY:
+        return f"+{qty}"
+    if side is Side.SELL:
+        return f"-{qty}"
+    return str(qty)
+
+
+def from_time(v: datetime | None) -> str:
+    return "" if v is None else v.astimezone(KST).strftime("%H%M%S")
+
+
+def from_date(v: date | None) -> str:
+    return "" if v is None else v.strftime("%Y%m%d")
+
+
+def from_yn(v: bool | None) -> str:
+    return "" if v is None else ("Y" if v else "N")
+
+
+def from_flag01(v: bool | None) -> str:
+    return "" if v is None else ("1" if v else "0")

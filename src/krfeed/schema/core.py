@@ -1,0 +1,95 @@
+"""The declaration of a real-time type: code, title, ordered fields with wire key, Korean and
+English names and a value kind. Everything else (record classes, decoders, SQL, the simulator's
+generator, ``krfeed schema``) is derived from these declarations."""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass, field
+
+from krfeed.schema.enums import ENUM_KINDS
+
+#: Plain value kinds. ``enum:<name>`` kinds are listed in :data:`krfeed.schema.enums.ENUM_KINDS`.
+BASE_KINDS: dict[str, str] = {
+    "text": "string; '' becomes None",
+    "int": "integer (won, shares, counts); a sign is arithmetic ('-50' is -50)",
+    "price": "Kiwoom signed price: level (int) plus <name>_dir Direction from the sign",
+    "price_decimal": "Kiwoom signed non-integer level (index, NAV): Decimal plus <name>_dir",
+    "aggressor_qty": "Kiwoom 0B/15 volume: quantity (int) plus <name>_side Side (+ buy, - sell initiated)",
+    "decimal": "Decimal (rates, ratios, non-integer prices)",
+    "time": "HHmmss KST on the trading date -> aware datetime; '000000' is None",
+    "date": "YYYYMMDD -> date; '00000000' is None",
+    "yn": "Y/N -> bool",
+    "flag01": "0/1 -> bool",
+}
+
+RESERVED = frozenset({"received_at", "item", "broker", "type", "title", "fields"})
+_SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class F:
+    """One field: wire key (Kiwoom FID or KIS field name), Korean name, English name, kind."""
+
+    wire: str
+    korean: str
+    name: str
+    kind: str = "text"
+
+    @property
+    def attrs(self) -> tuple[str, ...]:
+        """Record attributes this field fills (price/aggressor_qty add a companion)."""
+        if self.kind in ("price", "price_decimal"):
+            return (self.name, self.name + "_dir")
+        if self.kind == "aggressor_qty":
+            return (self.name, self.name + "_side")
+        return (self.name,)
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeType:
+    """A real-time type of one broker, declared once."""
+
+    broker: str  # "kiwoom" | "kis"
+    code: str  # Kiwoom type ("00", "0B") or KIS tr_id ("H0STPGM0")
+    title: str  # Korean title as the broker names it
+    name: str  # record class name, e.g. "OrderExecution"
+    constant: str  # Feed constant, e.g. "ORDER_EXECUTION"
+    fields: tuple[F, ...]
+    description: str = ""
+    encrypted: bool = False  # KIS: payload is AES-256-CBC encrypted
+    account: bool = False  # pushes for the account (order/fill/balance): never dropped
+    mock_tr: str | None = None  # KIS: tr_id to use on the mock server instead
+    real_only: bool = False  # KIS: not offered by the mock server
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def field(self, name_or_wire: str) -> F:
+        for f in self.fields:
+            if f.name == name_or_wire or f.wire == name_or_wire:
+                return f
+        raise KeyError(f"{self.broker} {self.code} has no field {name_or_wire!r}")
+
+
+def validate(t: RealtimeType) -> None:
+    """Raise ValueError when a declaration is inconsistent."""
+    seen_wire: set[str] = set()
+    seen_attr: set[str] = set()
+    if not re.match(r"^[A-Z][A-Za-z0-9]*$", t.name):
+        raise ValueError(f"{t.code}: class name {t.name!r} is not CamelCase")
+    for f in t.fields:
+        where = f"{t.broker} {t.code} field {f.wire}"
+        if f.wire in seen_wire:
+            raise ValueError(f"{where}: wire key declared twice")
+        seen_wire.add(f.wire)
+        kind_ok = f.kind in BASE_KINDS or (
+            f.kind.startswith("enum:") and f.kind[5:] in ENUM_KINDS
+        )
+        if not kind_ok:
+            raise ValueError(f"{where}: unknown kind {f.kind!r}")
+        for a in f.attrs:
+            if not _SNAKE.match(a) or keyword.iskeyword(a):
+                raise ValueError(f"{where}: {a!r} is not a snake_case identifier")
+            if a in RESERVED or a in seen_attr:
+                raise ValueError(f"{where}: attribute {a!r} is reserved or used twice")
+            seen_attr.add(a)
