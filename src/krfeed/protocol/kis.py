@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from krfeed.records.base import Record
 from krfeed.schema.catalog import UnknownType, get_type
 from krfeed.schema.compile import explain_failure, kis_decoder
 from krfeed.schema.convert import TradingDay
+from krfeed.schema.core import F
 
 BROKER = "kis"
 KISMessage = Record | ControlReply | Ping | UnknownMessage | DecodeError
@@ -192,8 +194,10 @@ class KISCodec:
             msg = _json_decode(text)
         except msgspec.DecodeError as e:
             return [_err(text, f"control frame is not valid JSON ({e})", received_at)]
-        except Exception as e:  # noqa: BLE001
-            return [_err(text, f"control frame could not be parsed ({type(e).__name__})", received_at)]
+        except Exception as e:
+            return [
+                _err(text, f"control frame could not be parsed ({type(e).__name__})", received_at)
+            ]
         if not isinstance(msg, dict):
             return [_err(text, "control frame is JSON but not an object", received_at)]
         header = msg.get("header")
@@ -213,7 +217,9 @@ class KISCodec:
                 self._keys[tr_id] = AesKey(str(output["key"]), str(output["iv"]))
                 has_key = True
             except ValueError as e:
-                return [_err(text, f"{tr_id} reply carries an unusable AES key/iv: {e}", received_at)]
+                return [
+                    _err(text, f"{tr_id} reply carries an unusable AES key/iv: {e}", received_at)
+                ]
         return [
             ControlReply(
                 broker=BROKER,
@@ -230,7 +236,11 @@ class KISCodec:
     def _data(self, text: str, received_at: datetime) -> list[KISMessage]:
         parts = text.split("|", 3)
         if len(parts) != 4:
-            return [_err(text, "data frame needs 4 '|'-separated parts: enc|TR|NNN|payload", received_at)]
+            return [
+                _err(
+                    text, "data frame needs 4 '|'-separated parts: enc|TR|NNN|payload", received_at
+                )
+            ]
         enc, tr_id, nnn, payload = parts
         if enc not in ("0", "1"):
             return [_err(text, f"encryption flag {enc!r} is neither 0 nor 1", received_at, tr_id)]
@@ -276,10 +286,14 @@ class KISCodec:
             off = n * width
             try:
                 out.append(dec(fields, off, received_at, day))
-            except Exception:  # noqa: BLE001 - reported with the culprit field
-                why = explain_failure(t, lambda i, _f, o=off: fields[o + i], day)
+            except Exception:
+                why = explain_failure(t, _raw_at(fields, off), day)
                 out.append(_err(text, f"{tr_id} record {n + 1}/{count}: {why}", received_at, tr_id))
         return out
+
+
+def _raw_at(fields: list[str], off: int) -> Callable[[int, F], str]:
+    return lambda i, _f: fields[off + i]
 
 
 def _err(raw: str, reason: str, received_at: datetime, typ: str = "") -> DecodeError:
@@ -305,7 +319,9 @@ def control_reply(
 ) -> str:
     """Build a KIS control reply frame (used by the simulator and tests)."""
     body: dict[str, Any] = {
-        "rt_cd": rt_cd if rt_cd is not None else ("0" if msg_cd in ("OPSP0000", "OPSP0001") else "1"),
+        "rt_cd": rt_cd
+        if rt_cd is not None
+        else ("0" if msg_cd in ("OPSP0000", "OPSP0001") else "1"),
         "msg_cd": msg_cd,
         "msg1": MSG_CODES.get(msg_cd, ""),
     }

@@ -8,7 +8,7 @@ touches a socket or the event loop.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from krfeed.records.base import Record
 from krfeed.schema.catalog import UnknownType, get_type
 from krfeed.schema.compile import explain_failure, kiwoom_decoder
 from krfeed.schema.convert import TradingDay
+from krfeed.schema.core import F
 
 BROKER = "kiwoom"
 #: Codes that mean "the token is bad or expired: get a new one and retry once".
@@ -165,7 +166,7 @@ class KiwoomCodec:
             msg = _json_decode(text)
         except msgspec.DecodeError as e:
             return [self._err(text, f"frame is not valid JSON ({e})", received_at)]
-        except Exception as e:  # noqa: BLE001 - e.g. RecursionError on absurd nesting
+        except Exception as e:
             return [self._err(text, f"frame could not be parsed ({type(e).__name__})", received_at)]
         if not isinstance(msg, dict):
             return [self._err(text, "frame is JSON but not an object", received_at)]
@@ -255,7 +256,9 @@ class KiwoomCodec:
                 out.append(self._err(text, f"REAL data[{n}] has no 'type'", received_at))
                 continue
             if not isinstance(values, dict):
-                out.append(self._err(text, f"REAL data[{n}] has no 'values' object", received_at, typ))
+                out.append(
+                    self._err(text, f"REAL data[{n}] has no 'values' object", received_at, typ)
+                )
                 continue
             item = entry.get("item")
             item = item.strip() if isinstance(item, str) else ""
@@ -263,19 +266,25 @@ class KiwoomCodec:
                 dec = kiwoom_decoder(typ)
             except UnknownType:
                 out.append(
-                    self._err(text, f"REAL data[{n}]: unknown real-time type {typ!r}", received_at, typ)
+                    self._err(
+                        text, f"REAL data[{n}]: unknown real-time type {typ!r}", received_at, typ
+                    )
                 )
                 continue
             try:
                 out.append(dec(values, item, received_at, day))
-            except Exception:  # noqa: BLE001 - reported as DecodeError with the culprit field
-                why = explain_failure(get_type(BROKER, typ), lambda _i, f: values.get(f.wire), day)
+            except Exception:
+                why = explain_failure(get_type(BROKER, typ), _value_of(values), day)
                 out.append(self._err(text, f"REAL data[{n}] type {typ}: {why}", received_at, typ))
         return out
 
     @staticmethod
     def _err(raw: str, reason: str, received_at: datetime, typ: str = "") -> DecodeError:
         return DecodeError(broker=BROKER, raw=raw, reason=reason, received_at=received_at, type=typ)
+
+
+def _value_of(values: dict[str, Any]) -> Callable[[int, F], Any]:
+    return lambda _i, f: values.get(f.wire)
 
 
 def _block(items: Iterable[str] | str, types: Iterable[str] | str) -> dict[str, list[str]]:

@@ -1168,21 +1168,21 @@ class IndexTrade(KISRecord, frozen=True, kw_only=True, gc=False):
     time: Annotated[datetime | None, Meta(title='영업시간', extra={'wire': 'BSOP_HOUR', 'kind': 'time'})] = None
     current_index: Annotated[Decimal | None, Meta(title='현재가지수', extra={'wire': 'PRPR_NMIX', 'kind': 'decimal'})] = None
     change_sign: Annotated[PriceSign | str | None, Meta(title='전일대비부호', extra={'wire': 'PRDY_VRSS_SIGN', 'kind': 'enum:sign'})] = None
-    index_change: Annotated[Decimal | None, Meta(title='업종지수전일대비', extra={'wire': 'BSTP_NMIX_PRDY_VRSS', 'kind': 'decimal'})] = None
+    change: Annotated[Decimal | None, Meta(title='업종지수전일대비', extra={'wire': 'BSTP_NMIX_PRDY_VRSS', 'kind': 'decimal'})] = None
     cumulative_volume: Annotated[int | None, Meta(title='누적거래량', extra={'wire': 'ACML_VOL', 'kind': 'int'})] = None
     cumulative_value: Annotated[int | None, Meta(title='누적거래대금', extra={'wire': 'ACML_TR_PBMN', 'kind': 'int'})] = None
-    trade_volume_each: Annotated[int | None, Meta(title='건별거래량', extra={'wire': 'PCAS_VOL', 'kind': 'int'})] = None
-    trade_value_each: Annotated[int | None, Meta(title='건별거래대금', extra={'wire': 'PCAS_TR_PBMN', 'kind': 'int'})] = None
+    trade_volume: Annotated[int | None, Meta(title='건별거래량', extra={'wire': 'PCAS_VOL', 'kind': 'int'})] = None
+    trade_value: Annotated[int | None, Meta(title='건별거래대금', extra={'wire': 'PCAS_TR_PBMN', 'kind': 'int'})] = None
     change_rate: Annotated[Decimal | None, Meta(title='전일대비율', extra={'wire': 'PRDY_CTRT', 'kind': 'decimal'})] = None
     open_index: Annotated[Decimal | None, Meta(title='시가지수', extra={'wire': 'OPRC_NMIX', 'kind': 'decimal'})] = None
     high_index: Annotated[Decimal | None, Meta(title='지수최고가', extra={'wire': 'NMIX_HGPR', 'kind': 'decimal'})] = None
     low_index: Annotated[Decimal | None, Meta(title='지수최저가', extra={'wire': 'NMIX_LWPR', 'kind': 'decimal'})] = None
-    index_change_from_open: Annotated[Decimal | None, Meta(title='시가대비지수현재가', extra={'wire': 'OPRC_VRSS_NMIX_PRPR', 'kind': 'decimal'})] = None
-    index_change_from_open_sign: Annotated[PriceSign | str | None, Meta(title='시가대비지수부호', extra={'wire': 'OPRC_VRSS_NMIX_SIGN', 'kind': 'enum:sign'})] = None
-    index_change_from_high: Annotated[Decimal | None, Meta(title='최고가대비지수현재가', extra={'wire': 'HGPR_VRSS_NMIX_PRPR', 'kind': 'decimal'})] = None
-    index_change_from_high_sign: Annotated[PriceSign | str | None, Meta(title='최고가대비지수부호', extra={'wire': 'HGPR_VRSS_NMIX_SIGN', 'kind': 'enum:sign'})] = None
-    index_change_from_low: Annotated[Decimal | None, Meta(title='최저가대비지수현재가', extra={'wire': 'LWPR_VRSS_NMIX_PRPR', 'kind': 'decimal'})] = None
-    index_change_from_low_sign: Annotated[PriceSign | str | None, Meta(title='최저가대비지수부호', extra={'wire': 'LWPR_VRSS_NMIX_SIGN', 'kind': 'enum:sign'})] = None
+    change_from_open: Annotated[Decimal | None, Meta(title='시가대비지수현재가', extra={'wire': 'OPRC_VRSS_NMIX_PRPR', 'kind': 'decimal'})] = None
+    change_from_open_sign: Annotated[PriceSign | str | None, Meta(title='시가대비지수부호', extra={'wire': 'OPRC_VRSS_NMIX_SIGN', 'kind': 'enum:sign'})] = None
+    change_from_high: Annotated[Decimal | None, Meta(title='최고가대비지수현재가', extra={'wire': 'HGPR_VRSS_NMIX_PRPR', 'kind': 'decimal'})] = None
+    change_from_high_sign: Annotated[PriceSign | str | None, Meta(title='최고가대비지수부호', extra={'wire': 'HGPR_VRSS_NMIX_SIGN', 'kind': 'enum:sign'})] = None
+    change_from_low: Annotated[Decimal | None, Meta(title='최저가대비지수현재가', extra={'wire': 'LWPR_VRSS_NMIX_PRPR', 'kind': 'decimal'})] = None
+    change_from_low_sign: Annotated[PriceSign | str | None, Meta(title='최저가대비지수부호', extra={'wire': 'LWPR_VRSS_NMIX_SIGN', 'kind': 'enum:sign'})] = None
     open_vs_prev_close_rate: Annotated[Decimal | None, Meta(title='전일종가대비시가2비율', extra={'wire': 'PRDY_CLPR_VRSS_OPRC_RATE', 'kind': 'decimal'})] = None
     high_vs_prev_close_rate: Annotated[Decimal | None, Meta(title='전일종가대비최고가비율', extra={'wire': 'PRDY_CLPR_VRSS_HGPR_RATE', 'kind': 'decimal'})] = None
     low_vs_prev_close_rate: Annotated[Decimal | None, Meta(title='전일종가대비최저가비율', extra={'wire': 'PRDY_CLPR_VRSS_LWPR_RATE', 'kind': 'decimal'})] = None
@@ -1206,21 +1206,21 @@ class IndexExpectedTrade(KISRecord, frozen=True, kw_only=True, gc=False):
     time: Annotated[datetime | None, Meta(title='영업시간', extra={'wire': 'BSOP_HOUR', 'kind': 'time'})] = None
     current_index: Annotated[Decimal | None, Meta(title='현재가지수', extra={'wire': 'PRPR_NMIX', 'kind': 'decimal'})] = None
     change_sign: Annotated[PriceSign | str | None, Meta(title='전일대비부호', extra={'wire': 'PRDY_VRSS_SIGN', 'kind': 'enum:sign'})] = None
-    index_change: Annotated[Decimal | None, Meta(title='업종지수전일대비', extra={'wire': 'BSTP_NMIX_PRDY_VRSS', 'kind': 'decimal'})] = None
+    change: Annotated[Decimal | None, Meta(title='업종지수전일대비', extra={'wire': 'BSTP_NMIX_PRDY_VRSS', 'kind': 'decimal'})] = None
     cumulative_volume: Annotated[int | None, Meta(title='누적거래량', extra={'wire': 'ACML_VOL', 'kind': 'int'})] = None
     cumulative_value: Annotated[int | None, Meta(title='누적거래대금', extra={'wire': 'ACML_TR_PBMN', 'kind': 'int'})] = None
-    trade_volume_each: Annotated[int | None, Meta(title='건별거래량', extra={'wire': 'PCAS_VOL', 'kind': 'int'})] = None
-    trade_value_each: Annotated[int | None, Meta(title='건별거래대금', extra={'wire': 'PCAS_TR_PBMN', 'kind': 'int'})] = None
+    trade_volume: Annotated[int | None, Meta(title='건별거래량', extra={'wire': 'PCAS_VOL', 'kind': 'int'})] = None
+    trade_value: Annotated[int | None, Meta(title='건별거래대금', extra={'wire': 'PCAS_TR_PBMN', 'kind': 'int'})] = None
     change_rate: Annotated[Decimal | None, Meta(title='전일대비율', extra={'wire': 'PRDY_CTRT', 'kind': 'decimal'})] = None
     open_index: Annotated[Decimal | None, Meta(title='시가지수', extra={'wire': 'OPRC_NMIX', 'kind': 'decimal'})] = None
     high_index: Annotated[Decimal | None, Meta(title='지수최고가', extra={'wire': 'NMIX_HGPR', 'kind': 'decimal'})] = None
     low_index: Annotated[Decimal | None, Meta(title='지수최저가', extra={'wire': 'NMIX_LWPR', 'kind': 'decimal'})] = None
-    index_change_from_open: Annotated[Decimal | None, Meta(title='시가대비지수현재가', extra={'wire': 'OPRC_VRSS_NMIX_PRPR', 'kind': 'decimal'})] = None
-    index_change_from_open_sign: Annotated[PriceSign | str | None, Meta(title='시가대비지수부호', extra={'wire': 'OPRC_VRSS_NMIX_SIGN', 'kind': 'enum:sign'})] = None
-    index_change_from_high: Annotated[Decimal | None, Meta(title='최고가대비지수현재가', extra={'wire': 'HGPR_VRSS_NMIX_PRPR', 'kind': 'decimal'})] = None
-    index_change_from_high_sign: Annotated[PriceSign | str | None, Meta(title='최고가대비지수부호', extra={'wire': 'HGPR_VRSS_NMIX_SIGN', 'kind': 'enum:sign'})] = None
-    index_change_from_low: Annotated[Decimal | None, Meta(title='최저가대비지수현재가', extra={'wire': 'LWPR_VRSS_NMIX_PRPR', 'kind': 'decimal'})] = None
-    index_change_from_low_sign: Annotated[PriceSign | str | None, Meta(title='최저가대비지수부호', extra={'wire': 'LWPR_VRSS_NMIX_SIGN', 'kind': 'enum:sign'})] = None
+    change_from_open: Annotated[Decimal | None, Meta(title='시가대비지수현재가', extra={'wire': 'OPRC_VRSS_NMIX_PRPR', 'kind': 'decimal'})] = None
+    change_from_open_sign: Annotated[PriceSign | str | None, Meta(title='시가대비지수부호', extra={'wire': 'OPRC_VRSS_NMIX_SIGN', 'kind': 'enum:sign'})] = None
+    change_from_high: Annotated[Decimal | None, Meta(title='최고가대비지수현재가', extra={'wire': 'HGPR_VRSS_NMIX_PRPR', 'kind': 'decimal'})] = None
+    change_from_high_sign: Annotated[PriceSign | str | None, Meta(title='최고가대비지수부호', extra={'wire': 'HGPR_VRSS_NMIX_SIGN', 'kind': 'enum:sign'})] = None
+    change_from_low: Annotated[Decimal | None, Meta(title='최저가대비지수현재가', extra={'wire': 'LWPR_VRSS_NMIX_PRPR', 'kind': 'decimal'})] = None
+    change_from_low_sign: Annotated[PriceSign | str | None, Meta(title='최저가대비지수부호', extra={'wire': 'LWPR_VRSS_NMIX_SIGN', 'kind': 'enum:sign'})] = None
     open_vs_prev_close_rate: Annotated[Decimal | None, Meta(title='전일종가대비시가2비율', extra={'wire': 'PRDY_CLPR_VRSS_OPRC_RATE', 'kind': 'decimal'})] = None
     high_vs_prev_close_rate: Annotated[Decimal | None, Meta(title='전일종가대비최고가비율', extra={'wire': 'PRDY_CLPR_VRSS_HGPR_RATE', 'kind': 'decimal'})] = None
     low_vs_prev_close_rate: Annotated[Decimal | None, Meta(title='전일종가대비최저가비율', extra={'wire': 'PRDY_CLPR_VRSS_LWPR_RATE', 'kind': 'decimal'})] = None

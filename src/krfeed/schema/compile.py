@@ -107,15 +107,13 @@ def kis_decoder(code: str) -> KISDecoder:
     return fn
 
 
-def explain_failure(
-    t: RealtimeType, raw_of: Callable[[int, F], Any], day: cv.TradingDay
-) -> str:
+def explain_failure(t: RealtimeType, raw_of: Callable[[int, F], Any], day: cv.TradingDay) -> str:
     """Which field made a decode fail, in words a person can act on."""
     for i, f in enumerate(t.fields):
         raw = raw_of(i, f)
         try:
             convert_one(f, raw, day)
-        except Exception as e:  # noqa: BLE001 - any conversion failure is reported, not raised
+        except Exception as e:
             what = BASE_KINDS.get(f.kind, f.kind).split(";")[0].split(":")[0]
             return f"field {f.wire} {f.korean} ({f.name}) = {raw!r}: {e} (expected {what})"
     return "record could not be built"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from enum import Enum
+from typing import ClassVar
 
 from krfeed.schema.enums import Direction, Side
 
@@ -161,7 +162,7 @@ class TradingDay:
 
     __slots__ = ("_cache", "_day", "_recv")
 
-    _shared: dict[tuple[date, str], datetime] = {}
+    _shared: ClassVar[dict[tuple[date, str], datetime]] = {}
 
     def __init__(self, received_at: datetime) -> None:
         recv = received_at.astimezone(KST)

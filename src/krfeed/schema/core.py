@@ -16,7 +16,7 @@ BASE_KINDS: dict[str, str] = {
     "int": "integer (won, shares, counts); a sign is arithmetic ('-50' is -50)",
     "price": "Kiwoom signed price: level (int) plus <name>_dir Direction from the sign",
     "price_decimal": "Kiwoom signed non-integer level (index, NAV): Decimal plus <name>_dir",
-    "aggressor_qty": "Kiwoom 0B/15 volume: quantity (int) plus <name>_side Side (+ buy, - sell initiated)",
+    "aggressor_qty": "Kiwoom 0B/15 volume: quantity (int) plus <name>_side Side (+ buy/- sell)",
     "decimal": "Decimal (rates, ratios, non-integer prices)",
     "time": "HHmmss KST on the trading date -> aware datetime; '000000' is None",
     "date": "YYYYMMDD -> date; '00000000' is None",
@@ -82,9 +82,7 @@ def validate(t: RealtimeType) -> None:
         if f.wire in seen_wire:
             raise ValueError(f"{where}: wire key declared twice")
         seen_wire.add(f.wire)
-        kind_ok = f.kind in BASE_KINDS or (
-            f.kind.startswith("enum:") and f.kind[5:] in ENUM_KINDS
-        )
+        kind_ok = f.kind in BASE_KINDS or (f.kind.startswith("enum:") and f.kind[5:] in ENUM_KINDS)
         if not kind_ok:
             raise ValueError(f"{where}: unknown kind {f.kind!r}")
         for a in f.attrs:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, StrEnum
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     """Direction of a signed price versus the reference price (the sign on Kiwoom prices)."""
 
     UP = "up"
@@ -13,14 +13,14 @@ class Direction(str, Enum):
     FLAT = "flat"
 
 
-class Side(str, Enum):
+class Side(StrEnum):
     """Buy or sell: 매수 / 매도 (also the aggressor of a trade tick)."""
 
     BUY = "buy"
     SELL = "sell"
 
 
-class PriceSign(str, Enum):
+class PriceSign(StrEnum):
     """전일대비기호 (Kiwoom 25, KIS *_SIGN): 1 상한, 2 상승, 3 보합, 4 하한, 5 하락."""
 
     LIMIT_UP = "limit_up"
@@ -30,7 +30,7 @@ class PriceSign(str, Enum):
     DOWN = "down"
 
 
-class OrderStatus(str, Enum):
+class OrderStatus(StrEnum):
     """Kiwoom 913 주문상태."""
 
     ACCEPTED = "accepted"  # 접수
@@ -40,7 +40,7 @@ class OrderStatus(str, Enum):
     REJECTED = "rejected"  # 거부
 
 
-class MarketSession(str, Enum):
+class MarketSession(StrEnum):
     """Kiwoom 290 장구분: 1 장전시간외, 2 장중, 3 장후시간외."""
 
     PRE_MARKET = "pre_market"
@@ -48,7 +48,7 @@ class MarketSession(str, Enum):
     POST_MARKET = "post_market"
 
 
-class Exchange(str, Enum):
+class Exchange(StrEnum):
     """Kiwoom 2134 거래소구분: 0 통합(SOR), 1 KRX, 2 NXT."""
 
     SOR = "sor"
@@ -56,14 +56,14 @@ class Exchange(str, Enum):
     NXT = "nxt"
 
 
-class NoticeKind(str, Enum):
+class NoticeKind(StrEnum):
     """KIS CNTG_YN 체결여부: 1 order/modify/cancel/reject acknowledgement, 2 fill."""
 
     ACK = "ack"
     FILL = "fill"
 
 
-class Correction(str, Enum):
+class Correction(StrEnum):
     """KIS RCTF_CLS 정정구분: 0 정상, 1 정정, 2 취소."""
 
     NORMAL = "normal"
@@ -71,7 +71,7 @@ class Correction(str, Enum):
     CANCEL = "cancel"
 
 
-class ConditionEvent(str, Enum):
+class ConditionEvent(StrEnum):
     """Kiwoom 843 (type 02): I 편입 (entered the condition), D 이탈 (left it)."""
 
     ENTER = "enter"
