@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from krfeed.protocol.messages import ControlReply, DecodeError, Ping, UnknownMessage
 from krfeed.records.base import Record
-from krfeed.schema.catalog import UnknownType, get_type
+from krfeed.schema.catalog import types
 from krfeed.schema.compile import explain_failure, kis_decoder
 from krfeed.schema.convert import TradingDay
 from krfeed.schema.core import F
@@ -247,11 +247,20 @@ class KISCodec:
         if not nnn.isdigit() or not nnn.isascii():
             return [_err(text, f"record count {nnn!r} is not a number", received_at, tr_id)]
         count = int(nnn)
-        try:
-            t = get_type(BROKER, tr_id)
-            dec = kis_decoder(t.code)
-        except UnknownType:
+        # exact TR ids only: get_type() also accepts lower case, constants and class names
+        t = types(BROKER).get(tr_id)
+        if t is None:
             return [_err(text, f"unknown TR {tr_id!r}", received_at, tr_id)]
+        if count == 0:
+            return [
+                _err(
+                    text,
+                    f"{tr_id}: record count is {nnn!r}: expected 1 or more",
+                    received_at,
+                    tr_id,
+                )
+            ]
+        dec = kis_decoder(t.code)
         if enc == "1":
             key = self._keys.get(tr_id) or self._default_key
             if key is None:
@@ -270,7 +279,7 @@ class KISCodec:
                 return [_err(text, f"{tr_id}: {e}", received_at, tr_id)]
         fields = payload.split("^")
         width = len(t.fields)
-        if count == 0 or len(fields) != count * width:
+        if len(fields) != count * width:
             return [
                 _err(
                     text,

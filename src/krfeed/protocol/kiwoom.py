@@ -25,7 +25,7 @@ from krfeed.protocol.messages import (
     UnknownMessage,
 )
 from krfeed.records.base import Record
-from krfeed.schema.catalog import UnknownType, get_type
+from krfeed.schema.catalog import get_type, types
 from krfeed.schema.compile import explain_failure, kiwoom_decoder
 from krfeed.schema.convert import TradingDay
 from krfeed.schema.core import F
@@ -262,15 +262,15 @@ class KiwoomCodec:
                 continue
             item = entry.get("item")
             item = item.strip() if isinstance(item, str) else ""
-            try:
-                dec = kiwoom_decoder(typ)
-            except UnknownType:
+            # exact wire codes only: get_type() also accepts constants and class names
+            if typ not in types(BROKER):
                 out.append(
                     self._err(
                         text, f"REAL data[{n}]: unknown real-time type {typ!r}", received_at, typ
                     )
                 )
                 continue
+            dec = kiwoom_decoder(typ)
             try:
                 out.append(dec(values, item, received_at, day))
             except Exception:

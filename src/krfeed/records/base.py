@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import msgspec
 
@@ -52,3 +53,18 @@ class KISRecord(Record, frozen=True, kw_only=True, gc=False):
     """One record of a KIS data frame ``<enc>|<TR>|<NNN>|<payload>``."""
 
     broker: ClassVar[str] = "kis"
+
+
+R = TypeVar("R", bound=Record)
+
+
+@dataclass(frozen=True, slots=True)
+class TypeRef(Generic[R]):
+    """A real-time type as users name it: ``Kiwoom.ORDER_EXECUTION``, ``KIS.PROGRAM_TRADING``."""
+
+    broker: str
+    code: str
+    record: type[R]
+
+    def __str__(self) -> str:
+        return f"{self.broker}:{self.code}"

@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar
 
 from msgspec import Meta
 
-from krfeed.records.base import KISRecord
+from krfeed.records.base import KISRecord, TypeRef
 from krfeed.schema.enums import Correction, NoticeKind, PriceSign, Side
 
 
@@ -1330,6 +1330,37 @@ class IndexProgramTrading(KISRecord, frozen=True, kw_only=True, gc=False):
     cumulative_value: Annotated[int | None, Meta(title='누적거래대금', extra={'wire': 'ACML_TR_PBMN', 'kind': 'int'})] = None
 
 
+class KISTypes:
+    """Type constants of kis (``Kiwoom.ORDER_EXECUTION`` …)."""
+
+    PROGRAM_TRADING: ClassVar[TypeRef[ProgramTrading]] = TypeRef('kis', 'H0STPGM0', ProgramTrading)
+    PROGRAM_TRADING_NXT: ClassVar[TypeRef[ProgramTradingNxt]] = TypeRef('kis', 'H0NXPGM0', ProgramTradingNxt)
+    PROGRAM_TRADING_TOTAL: ClassVar[TypeRef[ProgramTradingTotal]] = TypeRef('kis', 'H0UNPGM0', ProgramTradingTotal)
+    TRADE: ClassVar[TypeRef[Trade]] = TypeRef('kis', 'H0STCNT0', Trade)
+    TRADE_NXT: ClassVar[TypeRef[TradeNxt]] = TypeRef('kis', 'H0NXCNT0', TradeNxt)
+    TRADE_TOTAL: ClassVar[TypeRef[TradeTotal]] = TypeRef('kis', 'H0UNCNT0', TradeTotal)
+    ORDER_BOOK: ClassVar[TypeRef[OrderBook]] = TypeRef('kis', 'H0STASP0', OrderBook)
+    ORDER_BOOK_NXT: ClassVar[TypeRef[OrderBookNxt]] = TypeRef('kis', 'H0NXASP0', OrderBookNxt)
+    ORDER_BOOK_TOTAL: ClassVar[TypeRef[OrderBookTotal]] = TypeRef('kis', 'H0UNASP0', OrderBookTotal)
+    EXECUTION_NOTICE: ClassVar[TypeRef[ExecutionNotice]] = TypeRef('kis', 'H0STCNI0', ExecutionNotice)
+    EXECUTION_NOTICE_MOCK: ClassVar[TypeRef[ExecutionNoticeMock]] = TypeRef('kis', 'H0STCNI9', ExecutionNoticeMock)
+    EXPECTED_TRADE: ClassVar[TypeRef[ExpectedTrade]] = TypeRef('kis', 'H0STANC0', ExpectedTrade)
+    EXPECTED_TRADE_NXT: ClassVar[TypeRef[ExpectedTradeNxt]] = TypeRef('kis', 'H0NXANC0', ExpectedTradeNxt)
+    EXPECTED_TRADE_TOTAL: ClassVar[TypeRef[ExpectedTradeTotal]] = TypeRef('kis', 'H0UNANC0', ExpectedTradeTotal)
+    OVERTIME_ORDER_BOOK: ClassVar[TypeRef[OvertimeOrderBook]] = TypeRef('kis', 'H0STOAA0', OvertimeOrderBook)
+    OVERTIME_TRADE: ClassVar[TypeRef[OvertimeTrade]] = TypeRef('kis', 'H0STOUP0', OvertimeTrade)
+    OVERTIME_EXPECTED_TRADE: ClassVar[TypeRef[OvertimeExpectedTrade]] = TypeRef('kis', 'H0STOAC0', OvertimeExpectedTrade)
+    MARKET_STATUS: ClassVar[TypeRef[MarketStatus]] = TypeRef('kis', 'H0STMKO0', MarketStatus)
+    MARKET_STATUS_NXT: ClassVar[TypeRef[MarketStatusNxt]] = TypeRef('kis', 'H0NXMKO0', MarketStatusNxt)
+    MARKET_STATUS_TOTAL: ClassVar[TypeRef[MarketStatusTotal]] = TypeRef('kis', 'H0UNMKO0', MarketStatusTotal)
+    MEMBERS: ClassVar[TypeRef[Members]] = TypeRef('kis', 'H0STMBC0', Members)
+    MEMBERS_NXT: ClassVar[TypeRef[MembersNxt]] = TypeRef('kis', 'H0NXMBC0', MembersNxt)
+    MEMBERS_TOTAL: ClassVar[TypeRef[MembersTotal]] = TypeRef('kis', 'H0UNMBC0', MembersTotal)
+    INDEX_TRADE: ClassVar[TypeRef[IndexTrade]] = TypeRef('kis', 'H0UPCNT0', IndexTrade)
+    INDEX_EXPECTED_TRADE: ClassVar[TypeRef[IndexExpectedTrade]] = TypeRef('kis', 'H0UPANC0', IndexExpectedTrade)
+    INDEX_PROGRAM_TRADING: ClassVar[TypeRef[IndexProgramTrading]] = TypeRef('kis', 'H0UPPGM0', IndexProgramTrading)
+
+
 RECORDS: dict[str, type[KISRecord]] = {
     'H0STPGM0': ProgramTrading,
     'H0NXPGM0': ProgramTradingNxt,
@@ -1359,4 +1390,4 @@ RECORDS: dict[str, type[KISRecord]] = {
     'H0UPPGM0': IndexProgramTrading,
 }
 
-__all__ = ['ProgramTrading', 'ProgramTradingNxt', 'ProgramTradingTotal', 'Trade', 'TradeNxt', 'TradeTotal', 'OrderBook', 'OrderBookNxt', 'OrderBookTotal', 'ExecutionNotice', 'ExecutionNoticeMock', 'ExpectedTrade', 'ExpectedTradeNxt', 'ExpectedTradeTotal', 'OvertimeOrderBook', 'OvertimeTrade', 'OvertimeExpectedTrade', 'MarketStatus', 'MarketStatusNxt', 'MarketStatusTotal', 'Members', 'MembersNxt', 'MembersTotal', 'IndexTrade', 'IndexExpectedTrade', 'IndexProgramTrading', "RECORDS"]
+__all__ = ['ProgramTrading', 'ProgramTradingNxt', 'ProgramTradingTotal', 'Trade', 'TradeNxt', 'TradeTotal', 'OrderBook', 'OrderBookNxt', 'OrderBookTotal', 'ExecutionNotice', 'ExecutionNoticeMock', 'ExpectedTrade', 'ExpectedTradeNxt', 'ExpectedTradeTotal', 'OvertimeOrderBook', 'OvertimeTrade', 'OvertimeExpectedTrade', 'MarketStatus', 'MarketStatusNxt', 'MarketStatusTotal', 'Members', 'MembersNxt', 'MembersTotal', 'IndexTrade', 'IndexExpectedTrade', 'IndexProgramTrading', 'KISTypes', 'RECORDS']

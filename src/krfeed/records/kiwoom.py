@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar
 
 from msgspec import Meta
 
-from krfeed.records.base import KiwoomRecord
+from krfeed.records.base import KiwoomRecord, TypeRef
 from krfeed.schema.enums import ConditionEvent, Direction, Exchange, MarketSession, OrderStatus, PriceSign, Side
 
 
@@ -716,6 +716,31 @@ class ConditionHit(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     side: Annotated[str | None, Meta(title='매도/수 구분', extra={'wire': '907', 'kind': 'text'})] = None
 
 
+class KiwoomTypes:
+    """Type constants of kiwoom (``Kiwoom.ORDER_EXECUTION`` …)."""
+
+    ORDER_EXECUTION: ClassVar[TypeRef[OrderExecution]] = TypeRef('kiwoom', '00', OrderExecution)
+    BALANCE: ClassVar[TypeRef[Balance]] = TypeRef('kiwoom', '04', Balance)
+    NOMINAL_PRICE: ClassVar[TypeRef[NominalPrice]] = TypeRef('kiwoom', '0A', NominalPrice)
+    TRADE: ClassVar[TypeRef[StockTrade]] = TypeRef('kiwoom', '0B', StockTrade)
+    BEST_QUOTE: ClassVar[TypeRef[BestQuote]] = TypeRef('kiwoom', '0C', BestQuote)
+    ORDER_BOOK: ClassVar[TypeRef[OrderBook]] = TypeRef('kiwoom', '0D', OrderBook)
+    AFTER_HOURS_ORDER_BOOK: ClassVar[TypeRef[AfterHoursOrderBook]] = TypeRef('kiwoom', '0E', AfterHoursOrderBook)
+    TRADING_MEMBERS: ClassVar[TypeRef[TradingMembers]] = TypeRef('kiwoom', '0F', TradingMembers)
+    ETF_NAV: ClassVar[TypeRef[EtfNav]] = TypeRef('kiwoom', '0G', EtfNav)
+    EXPECTED_TRADE: ClassVar[TypeRef[ExpectedTrade]] = TypeRef('kiwoom', '0H', ExpectedTrade)
+    GOLD_PRICE: ClassVar[TypeRef[GoldPrice]] = TypeRef('kiwoom', '0I', GoldPrice)
+    SECTOR_INDEX: ClassVar[TypeRef[SectorIndex]] = TypeRef('kiwoom', '0J', SectorIndex)
+    SECTOR_BREADTH: ClassVar[TypeRef[SectorBreadth]] = TypeRef('kiwoom', '0U', SectorBreadth)
+    STOCK_INFO: ClassVar[TypeRef[StockInfo]] = TypeRef('kiwoom', '0g', StockInfo)
+    ELW_THEORETICAL_PRICE: ClassVar[TypeRef[ElwTheoreticalPrice]] = TypeRef('kiwoom', '0m', ElwTheoreticalPrice)
+    MARKET_STATUS: ClassVar[TypeRef[MarketStatus]] = TypeRef('kiwoom', '0s', MarketStatus)
+    ELW_INDICATOR: ClassVar[TypeRef[ElwIndicator]] = TypeRef('kiwoom', '0u', ElwIndicator)
+    PROGRAM_TRADING: ClassVar[TypeRef[ProgramTrading]] = TypeRef('kiwoom', '0w', ProgramTrading)
+    VI: ClassVar[TypeRef[ViTrigger]] = TypeRef('kiwoom', '1h', ViTrigger)
+    CONDITION: ClassVar[TypeRef[ConditionHit]] = TypeRef('kiwoom', '02', ConditionHit)
+
+
 RECORDS: dict[str, type[KiwoomRecord]] = {
     '00': OrderExecution,
     '04': Balance,
@@ -739,4 +764,4 @@ RECORDS: dict[str, type[KiwoomRecord]] = {
     '02': ConditionHit,
 }
 
-__all__ = ['OrderExecution', 'Balance', 'NominalPrice', 'StockTrade', 'BestQuote', 'OrderBook', 'AfterHoursOrderBook', 'TradingMembers', 'EtfNav', 'ExpectedTrade', 'GoldPrice', 'SectorIndex', 'SectorBreadth', 'StockInfo', 'ElwTheoreticalPrice', 'MarketStatus', 'ElwIndicator', 'ProgramTrading', 'ViTrigger', 'ConditionHit', "RECORDS"]
+__all__ = ['OrderExecution', 'Balance', 'NominalPrice', 'StockTrade', 'BestQuote', 'OrderBook', 'AfterHoursOrderBook', 'TradingMembers', 'EtfNav', 'ExpectedTrade', 'GoldPrice', 'SectorIndex', 'SectorBreadth', 'StockInfo', 'ElwTheoreticalPrice', 'MarketStatus', 'ElwIndicator', 'ProgramTrading', 'ViTrigger', 'ConditionHit', 'KiwoomTypes', 'RECORDS']

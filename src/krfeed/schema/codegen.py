@@ -35,7 +35,7 @@ from typing import Annotated, ClassVar
 
 from msgspec import Meta
 
-from krfeed.records.base import {base}
+from krfeed.records.base import {base}, TypeRef
 from krfeed.schema.enums import {enums}
 '''
 
@@ -106,11 +106,19 @@ def render(broker: str) -> str:
         for f in t.fields:
             for attr, ann, meta in _attrs(f):
                 out.append(f"    {attr}: Annotated[{ann}, {meta}] = None")
+    holder = "KiwoomTypes" if broker == "kiwoom" else "KISTypes"
+    out.append(f"\n\nclass {holder}:")
+    out.append(f'    """Type constants of {broker} (``Kiwoom.ORDER_EXECUTION`` …)."""\n')
+    for t in ts:
+        out.append(
+            f"    {t.constant}: ClassVar[TypeRef[{t.name}]] = TypeRef({broker!r}, {t.code!r}, {t.name})"
+        )
     out.append("\n\nRECORDS: dict[str, type[" + base + "]] = {")
     for t in ts:
         out.append(f"    {t.code!r}: {t.name},")
     out.append("}\n")
-    out.append("__all__ = [" + ", ".join(repr(t.name) for t in ts) + ', "RECORDS"]\n')
+    names = ", ".join(repr(t.name) for t in ts)
+    out.append(f"__all__ = [{names}, {holder!r}, 'RECORDS']\n")
     return "\n".join(out)
 
 

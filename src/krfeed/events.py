@@ -1,0 +1,127 @@
+"""Control events that travel in the stream with the records, in arrival order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+
+from krfeed.protocol.messages import DecodeError
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of every control event. ``session`` names the connection (e.g. ``kis#2``)."""
+
+    broker: str
+    session: str
+    at: datetime = msgspec.field(default_factory=_now)
+
+
+class Connected(Event, frozen=True, kw_only=True):
+    """The WebSocket is open (before login)."""
+
+    url: str
+
+
+class LoggedIn(Event, frozen=True, kw_only=True):
+    """Kiwoom LOGIN accepted (KIS has no login step: emitted right after connecting)."""
+
+
+class Subscribed(Event, frozen=True, kw_only=True):
+    """The broker confirmed a registration (KIS OPSP0002 'already subscribed' counts)."""
+
+    type: str
+    item: str
+
+
+class SubscribeFailed(Event, frozen=True, kw_only=True):
+    """A registration was refused, locally (limits, mock) or by the broker."""
+
+    type: str
+    item: str
+    reason: str
+    code: str = ""
+
+
+class Unsubscribed(Event, frozen=True, kw_only=True):
+    type: str
+    item: str
+
+
+class Disconnected(Event, frozen=True, kw_only=True):
+    """The connection ended. ``fatal`` means krfeed will not reconnect this session."""
+
+    reason: str
+    fatal: bool = False
+
+
+class Reconnecting(Event, frozen=True, kw_only=True):
+    """The next connection attempt starts in ``delay`` seconds (capped, jittered backoff)."""
+
+    attempt: int
+    delay: float
+    reason: str = ""
+
+
+class Reconnected(Event, frozen=True, kw_only=True):
+    """Connected and logged in again, subscriptions being restored. ``gap`` in seconds."""
+
+    attempt: int
+    gap: float
+
+
+class Stalled(Event, frozen=True, kw_only=True):
+    """Heartbeats continue but no subscribed data arrived for ``silent_for`` seconds."""
+
+    silent_for: float
+
+
+class Dropped(Event, frozen=True, kw_only=True):
+    """Market-data records dropped because the consumer fell behind (never account records)."""
+
+    count: int
+    total: int
+
+
+class SessionFailed(Event, frozen=True, kw_only=True):
+    """A fatal error stopped a session (bad credentials, another session took the appkey)."""
+
+    reason: str
+    code: str = ""
+
+
+ControlEvent = (
+    Connected
+    | LoggedIn
+    | Subscribed
+    | SubscribeFailed
+    | Unsubscribed
+    | Disconnected
+    | Reconnecting
+    | Reconnected
+    | Stalled
+    | Dropped
+    | SessionFailed
+    | DecodeError
+)
+
+__all__ = [
+    "Connected",
+    "ControlEvent",
+    "DecodeError",
+    "Disconnected",
+    "Dropped",
+    "Event",
+    "LoggedIn",
+    "Reconnected",
+    "Reconnecting",
+    "SessionFailed",
+    "Stalled",
+    "SubscribeFailed",
+    "Subscribed",
+    "Unsubscribed",
+]

@@ -1,0 +1,445 @@
+"""The Feed: the one thing users import. It fans in many sessions (one per app key), keeps the
+desired subscriptions, and delivers typed records and control events, in arrival order,
+through one bounded queue — as an async iterator, callbacks, or a synchronous iterator.
+
+    async with Feed(Kiwoom(appkey=..., secretkey=...), KIS(..., hts_id=...)) as feed:
+        await feed.subscribe(Kiwoom.ORDER_EXECUTION)
+        await feed.subscribe(KIS.PROGRAM_TRADING, ["005930", "000660"])
+        async for event in feed:
+            ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar, overload
+
+import aiohttp
+
+from krfeed.brokers import KIS, BrokerConfig, Kiwoom
+from krfeed.errors import SubscriptionError
+from krfeed.events import Dropped, Event
+from krfeed.logs import get_logger
+from krfeed.protocol.messages import DecodeError
+from krfeed.queue import BoundedQueue, Overflow
+from krfeed.records.base import Record, TypeRef
+from krfeed.schema.catalog import UnknownType, get_type, types
+from krfeed.session import (
+    KISSession,
+    KiwoomSession,
+    Session,
+    SessionOptions,
+    SubState,
+    Subscription,
+)
+
+log = get_logger("krfeed.feed")
+
+FeedItem = Record | Event | DecodeError
+R = TypeVar("R", bound=Record)
+RawHook = Callable[[str, str, int, datetime, str], None]
+
+
+class _Latency:
+    """Receive→deliver latency: a ring of the last samples, for percentiles."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._buf = [0.0] * size
+        self._n = 0
+        self._size = size
+
+    def add(self, seconds: float) -> None:
+        self._buf[self._n % self._size] = seconds
+        self._n += 1
+
+    def percentiles(self, *ps: float) -> dict[str, float | None]:
+        n = min(self._n, self._size)
+        if not n:
+            return {f"p{p:g}": None for p in ps}
+        data = sorted(self._buf[:n])
+        return {f"p{p:g}": round(data[min(n - 1, int(p / 100 * n))] * 1000, 3) for p in ps}
+
+
+class Feed:
+    """Sessions of one or more brokers, one stream of records and control events.
+
+    ``queue_size``/``overflow``/``block_timeout``: the bounded queue to the consumer (see
+    :mod:`krfeed.queue`). ``options``: reconnect, heartbeat and watchdog settings.
+    ``on_raw(broker, session, conn, received_at, text)`` sees every frame (the journal).
+    """
+
+    def __init__(
+        self,
+        *brokers: BrokerConfig,
+        queue_size: int = 10_000,
+        overflow: Overflow = "block",
+        block_timeout: float = 2.0,
+        options: SessionOptions | None = None,
+        on_raw: RawHook | None = None,
+    ) -> None:
+        if not brokers:
+            raise ValueError("Feed needs at least one broker: Feed(Kiwoom(...), KIS(...))")
+        for b in brokers:
+            if not isinstance(b, Kiwoom | KIS):
+                raise TypeError(f"expected Kiwoom(...) or KIS(...), got {type(b).__name__}")
+        self.brokers = list(brokers)
+        self.options = options or SessionOptions()
+        self._queue: BoundedQueue[FeedItem] = BoundedQueue(queue_size, overflow, block_timeout)
+        self._on_raw = on_raw
+        self._http: aiohttp.ClientSession | None = None
+        self.sessions: list[Session] = []
+        self._callbacks: list[tuple[Any, Callable[[Any], Any]]] = []
+        self._started = False
+        self._closed = False
+        self._records = Counter[str]()
+        self._delivered = 0
+        self._latency = _Latency()
+        self._t0 = time.monotonic()
+        self.subscriptions: dict[tuple[str, str, str], Subscription] = {}
+
+    # ---- lifecycle ----
+
+    async def __aenter__(self) -> Feed:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Open the HTTP client and start one session per broker config (app key)."""
+        if self._started:
+            return
+        self._started = True
+        self._http = aiohttp.ClientSession()
+        counts: Counter[str] = Counter()
+        for cfg in self.brokers:
+            counts[cfg.broker] += 1
+            name = cfg.name or f"{cfg.broker}#{counts[cfg.broker]}"
+            s: Session
+            if isinstance(cfg, Kiwoom):
+                s = KiwoomSession(name, cfg, self._http, self, self.options)
+            else:
+                s = KISSession(name, cfg, self._http, self, self.options)
+            self.sessions.append(s)
+            s.start()
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Unsubscribe politely, close every socket, stop every task — within ``timeout``."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.sessions:
+            await asyncio.gather(
+                *(s.close(timeout=max(0.5, timeout - 1)) for s in self.sessions),
+                return_exceptions=True,
+            )
+        if self._http is not None:
+            await self._http.close()
+        self._queue.close()
+
+    # ---- subscriptions ----
+
+    async def subscribe(
+        self,
+        type_: TypeRef[Any] | str,
+        codes: Sequence[str] | str | None = None,
+        *,
+        wait: bool = True,
+        timeout: float = 10.0,
+    ) -> list[Subscription]:
+        """Subscribe ``type_`` for ``codes`` (none for account types: 00/04, H0STCNI0/9).
+
+        Returns the subscriptions; with ``wait`` after each is confirmed or failed (or
+        ``timeout``). Raises :class:`SubscriptionError` for what is known to fail before any
+        round trip: unknown type, a type the mock server does not offer, no room left under
+        the per-app-key limit, a broker with no configured session.
+        """
+        if not self._started:
+            await self.start()
+        broker, code = self._resolve(type_)
+        rt = get_type(broker, code)
+        sessions = [s for s in self.sessions if s.broker == broker and s.failed is None]
+        if not sessions:
+            raise SubscriptionError(f"no working {broker} session: add {broker.upper()}(...) to Feed")
+        items = self._items(rt.account, codes, broker, code)
+        planned: dict[Session, list[Subscription]] = {}
+        if broker == "kiwoom":
+            for s in sessions:
+                cfg = s.config  # type: ignore[attr-defined]
+                if cfg.mock and any(it.endswith(("_NX", "_AL")) for it in items):
+                    raise SubscriptionError("the Kiwoom mock server serves KRX codes only")
+            targets = sessions if rt.account else [min(sessions, key=lambda x: x.registrations())]
+            for s in targets:
+                planned[s] = [Subscription("kiwoom", code, it, rt.account) for it in items]
+        else:
+            planned = self._plan_kis(rt.code, rt.account, items, sessions)  # type: ignore[arg-type]
+        out: list[Subscription] = []
+        for s, subs in planned.items():
+            fresh = []
+            for sub in subs:
+                key = (s.name, sub.type, sub.item)
+                old = self.subscriptions.get(key)
+                if old is not None and old.state not in (SubState.FAILED, SubState.REMOVED):
+                    out.append(old)
+                    continue
+                self.subscriptions[key] = sub
+                fresh.append(sub)
+                out.append(sub)
+            s.add(fresh)
+        if wait and out:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*(sub.settled.wait() for sub in out))
+        return out
+
+    def _plan_kis(
+        self, code: str, account: bool, items: list[str], sessions: list[KISSession]
+    ) -> dict[Session, list[Subscription]]:
+        mock_sessions = [s for s in sessions if s.config.mock]
+        rt = get_type("kis", code)
+        if mock_sessions and rt.real_only:
+            raise SubscriptionError(
+                f"{code} ({rt.title}) is not offered by the KIS mock server (모의투자 미지원)"
+            )
+        planned: dict[Session, list[Subscription]] = {}
+        if account:
+            # Execution notices: tr_key is the HTS ID; one registration per distinct HTS ID.
+            seen: set[str] = set()
+            for s in sessions:
+                hts = s.config.hts_id
+                if not hts or hts in seen:
+                    continue
+                seen.add(hts)
+                tr = rt.mock_tr if (s.config.mock and rt.mock_tr) else code
+                if s.capacity_left() < 1:
+                    raise SubscriptionError(f"no room for {tr} on {s.name} (limit reached)")
+                planned.setdefault(s, []).append(Subscription("kis", tr, hts, True))
+            if not planned:
+                raise SubscriptionError(
+                    f"{code} needs an HTS ID: pass KIS(..., hts_id='your HTS ID')"
+                )
+            return planned
+        if codes_bad := [c for c in items if not c]:
+            raise SubscriptionError(f"{code}: empty code in {codes_bad!r}")
+        room = {s: s.capacity_left() for s in sessions}
+        # Items already registered somewhere stay where they are.
+        todo = []
+        for it in items:
+            owner = self._owner(sessions, code, it)
+            if owner is not None:
+                planned.setdefault(owner, []).append(Subscription("kis", code, it))
+            else:
+                todo.append(it)
+        if len(todo) > sum(max(0, r) for r in room.values()):
+            total = sum(s.config.max_registrations for s in sessions)
+            raise SubscriptionError(
+                f"no room for {len(todo)} more {code} registration(s): "
+                f"{len(sessions)} KIS app key(s) hold at most {total} "
+                f"({sessions[0].config.max_registrations} each); add another KIS(...) app key"
+            )
+        for it in todo:
+            s = max(room, key=lambda x: room[x])  # spread: the emptiest session
+            room[s] -= 1
+            planned.setdefault(s, []).append(Subscription("kis", code, it))
+        return planned
+
+    def _owner(self, sessions: Sequence[Session], code: str, item: str) -> Session | None:
+        """The session already holding (code, item), if any."""
+        for s in sessions:
+            sub = self.subscriptions.get((s.name, code, item))
+            if sub is not None and sub.state not in (SubState.FAILED, SubState.REMOVED):
+                return s
+        return None
+
+    async def unsubscribe(
+        self, type_: TypeRef[Any] | str, codes: Sequence[str] | str | None = None
+    ) -> None:
+        """Unregister ``type_`` for ``codes`` (all of that type when ``codes`` is None)."""
+        broker, code = self._resolve(type_)
+        rt = get_type(broker, code)
+        wanted = None if codes is None else set([codes] if isinstance(codes, str) else codes)
+        codes_of = {rt.code, rt.mock_tr} if rt.mock_tr else {rt.code}
+        for s in self.sessions:
+            if s.broker != broker:
+                continue
+            keys = [
+                k for k in s.subs if k[0] in codes_of and (wanted is None or rt.account or k[1] in wanted)
+            ]
+            for sub in s.remove(keys):
+                self.subscriptions.pop((s.name, sub.type, sub.item), None)
+
+    def _resolve(self, type_: TypeRef[Any] | str) -> tuple[str, str]:
+        if isinstance(type_, TypeRef):
+            return type_.broker, type_.code
+        if isinstance(type_, str):
+            if ":" in type_:
+                b, _, c = type_.partition(":")
+                try:
+                    return b.lower(), get_type(b.lower(), c).code
+                except UnknownType as e:
+                    raise SubscriptionError(str(e)) from None
+            for b in ("kiwoom", "kis"):
+                if type_ in types(b):
+                    return b, type_
+            raise SubscriptionError(
+                f"unknown real-time type {type_!r}: use Kiwoom.X / KIS.X or 'kiwoom:0B', 'kis:H0STCNT0'"
+            )
+        raise TypeError(f"expected a type such as Kiwoom.TRADE, got {type_!r}")
+
+    @staticmethod
+    def _items(account: bool, codes: Sequence[str] | str | None, broker: str, code: str) -> list[str]:
+        if isinstance(codes, str):
+            codes = [codes]
+        if account:
+            return [""] if broker == "kiwoom" else []
+        if not codes:
+            raise SubscriptionError(f"{broker} {code} needs at least one code")
+        out = []
+        for c in codes:
+            c = c.strip()
+            if not c:
+                raise SubscriptionError(f"{broker} {code}: empty code")
+            if c not in out:
+                out.append(c)
+        return out
+
+    # ---- delivery (EventSink for the sessions) ----
+
+    def control(self, event: Event | DecodeError) -> None:
+        self._queue.put_nowait_control(event)
+
+    async def record(self, record: Record) -> None:
+        await self._queue.put(record, not record.account)
+
+    def raw(self, session: str, conn: int, received_at: datetime, text: str) -> None:
+        if self._on_raw is not None:
+            broker = session.split("#", 1)[0]
+            for s in self.sessions:
+                if s.name == session:
+                    broker = s.broker
+                    break
+            self._on_raw(broker, session, conn, received_at, text)
+
+    # ---- consumption ----
+
+    @overload
+    def on(self, type_: TypeRef[R], fn: Callable[[R], Any]) -> None: ...
+    @overload
+    def on(self, type_: type[Any] | str | None, fn: Callable[[Any], Any]) -> None: ...
+
+    def on(self, type_: Any, fn: Callable[[Any], Any]) -> None:
+        """Call ``fn(item)`` for matching items as they are delivered.
+
+        ``type_``: a type constant (``KIS.PROGRAM_TRADING``), a record or event class
+        (``Disconnected``), a type code, or None for everything. ``fn`` may be async.
+        Items reach callbacks whether you iterate the feed or ``await feed.run()``.
+        """
+        self._callbacks.append((type_, fn))
+
+    def __aiter__(self) -> AsyncIterator[FeedItem]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[FeedItem]:
+        if not self._started:
+            await self.start()
+        q = self._queue
+        while True:
+            if q.pending_drops:
+                n, q.pending_drops = q.pending_drops, 0
+                yield Dropped(broker="", session="", count=n, total=q.dropped)
+            try:
+                item = await q.get()
+            except EOFError:
+                return
+            if isinstance(item, Record):
+                self._records[f"{item.broker}:{item.type}"] += 1
+                self._latency.add((datetime.now(UTC) - item.received_at).total_seconds())
+            self._delivered += 1
+            if self._callbacks:
+                await self._dispatch(item)
+            yield item
+
+    async def _dispatch(self, item: FeedItem) -> None:
+        for want, fn in self._callbacks:
+            if not _matches(want, item):
+                continue
+            try:
+                res = fn(item)
+                if inspect.isawaitable(res):
+                    await res
+            except Exception:  # noqa: BLE001 - a user callback must not kill the feed
+                log.exception("callback %r failed on %s", fn, type(item).__name__)
+
+    async def run(self, until: Awaitable[Any] | None = None) -> None:
+        """Deliver to callbacks until the feed is closed (or ``until`` completes)."""
+        async def drain() -> None:
+            async for _ in self:
+                pass
+
+        if until is None:
+            await drain()
+            return
+        task = asyncio.ensure_future(drain())
+        try:
+            await until
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # ---- observability ----
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: frames, records per type, decode errors, reconnects, queue, drops, latency."""
+        sess = {
+            s.name: {
+                "state": s.stats.state,
+                "connects": s.stats.connects,
+                "reconnects": s.stats.reconnects,
+                "frames": s.stats.frames,
+                "records": s.stats.records,
+                "decode_errors": s.stats.decode_errors,
+                "pings": s.stats.pings,
+                "stalls": s.stats.stalls,
+                "registrations": s.registrations(),
+                "failed": s.failed,
+            }
+            for s in self.sessions
+        }
+        return {
+            "uptime": round(time.monotonic() - self._t0, 3),
+            "frames": sum(v["frames"] for v in sess.values()),
+            "records_received": sum(v["records"] for v in sess.values()),
+            "records_delivered": dict(self._records),
+            "delivered": self._delivered,
+            "decode_errors": sum(v["decode_errors"] for v in sess.values()),
+            "reconnects": sum(v["reconnects"] for v in sess.values()),
+            "queue_depth": len(self._queue),
+            "queue_high_water": self._queue.high_water,
+            "dropped": self._queue.dropped,
+            "latency_ms": self._latency.percentiles(50, 99, 99.9),
+            "sessions": sess,
+        }
+
+    def subscription_states(self) -> list[Subscription]:
+        return [s for sess in self.sessions for s in sess.subs.values()]
+
+
+def _matches(want: Any, item: FeedItem) -> bool:
+    if want is None:
+        return True
+    if isinstance(want, TypeRef):
+        return isinstance(item, Record) and item.broker == want.broker and item.type == want.code
+    if isinstance(want, type):
+        return isinstance(item, want)
+    if isinstance(want, str):
+        return isinstance(item, Record) and (item.type == want or f"{item.broker}:{item.type}" == want)
+    return False
+

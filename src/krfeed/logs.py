@@ -1,0 +1,46 @@
+"""Logging with secrets masked: every registered secret is replaced by ``****`` in any record
+that passes through krfeed's loggers, whatever code formatted it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+_secrets: set[str] = set()
+_lock = threading.Lock()
+
+
+def register_secret(value: str | None) -> None:
+    """Never let ``value`` appear in krfeed's log output."""
+    if value and len(value) >= 6:
+        with _lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    for s in _secrets:
+        if s in text:
+            text = text.replace(s, "****")
+    return text
+
+
+class RedactFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _secrets:
+            msg = record.getMessage()
+            clean = redact(msg)
+            if clean != msg:
+                record.msg, record.args = clean, None
+        return True
+
+
+_FILTER = RedactFilter()
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A krfeed logger whose records are redacted (logger filters don't apply to children's
+    records, so each krfeed logger carries the filter itself)."""
+    logger = logging.getLogger(name)
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    return logger

@@ -1,0 +1,854 @@
+"""One WebSocket session: connect → authenticate → replay subscriptions → read, for as long as
+the feed runs.
+
+The engine (:class:`Session`) is written once: reconnect with capped, fully jittered backoff
+that resets only after the session proved healthy, heartbeat echo, an idle timeout for
+half-open sockets, a data watchdog, subscription state and paced sends, and shutdown.
+:class:`KiwoomSession` and :class:`KISSession` add what differs: authentication, framing and the
+meaning of replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from datetime import time as dtime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+import aiohttp
+
+from krfeed.auth import KiwoomToken, KISApprovalKey, mask
+from krfeed.brokers import KIS, Kiwoom
+from krfeed.errors import AuthError, TransientError
+from krfeed.events import (
+    Connected,
+    Disconnected,
+    Event,
+    LoggedIn,
+    Reconnected,
+    Reconnecting,
+    SessionFailed,
+    Stalled,
+    SubscribeFailed,
+    Subscribed,
+    Unsubscribed,
+)
+from krfeed.logs import get_logger
+from krfeed.protocol.kis import KISCodec
+from krfeed.protocol.kiwoom import TOKEN_ERRORS, KiwoomCodec
+from krfeed.protocol.messages import (
+    ControlReply,
+    DecodeError,
+    LoginResult,
+    Ping,
+    RegResult,
+    SystemMessage,
+)
+from krfeed.records.base import Record
+from krfeed.schema.catalog import get_type
+from krfeed.schema.convert import KST
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+log = get_logger("krfeed.session")
+
+
+class SubState(StrEnum):
+    DESIRED = "desired"  # wanted, not sent on the current connection
+    PENDING = "pending"  # sent (or queued to send), no reply yet
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    REMOVED = "removed"
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One (broker, type, item) registration and its state on its session."""
+
+    broker: str
+    type: str
+    item: str
+    account: bool = False
+    state: SubState = SubState.DESIRED
+    reason: str = ""
+    code: str = ""
+    session: str = ""
+    group: str = ""
+    settled: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.type, self.item)
+
+    def _set(self, state: SubState, reason: str = "", code: str = "") -> None:
+        self.state = state
+        self.reason = reason
+        self.code = code
+        if state in (SubState.CONFIRMED, SubState.FAILED, SubState.REMOVED):
+            self.settled.set()
+        else:
+            self.settled.clear()
+
+
+@dataclass
+class SessionOptions:
+    """Timing and limits of a session; every UNVERIFIED broker behaviour is a setting here."""
+
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    connect_timeout: float = 10.0
+    login_timeout: float = 10.0
+    #: No frame at all (not even a heartbeat) for this long: the socket is half-open.
+    idle_timeout: float = 60.0
+    #: Subscribed market data silent this long while heartbeats continue: reconnect.
+    #: None disables the data watchdog.
+    stall_timeout: float | None = 120.0
+    #: The watchdog only runs within these KST hours on weekdays (None: always).
+    market_hours: tuple[dtime, dtime] | None = (dtime(8, 0), dtime(20, 0))
+    #: A session counts as healthy (backoff resets) after receiving data, or after this long
+    #: logged in with its subscriptions confirmed.
+    healthy_after: float = 10.0
+    subscribe_interval: float = 0.05
+    #: Consecutive failed logins / auth errors before a session gives up.
+    max_auth_failures: int = 5
+
+
+class EventSink(Protocol):
+    """What a session delivers into (the Feed)."""
+
+    def control(self, event: Event | DecodeError) -> None: ...
+
+    async def record(self, record: Record) -> None: ...
+
+    def raw(self, session: str, conn: int, received_at: datetime, text: str) -> None: ...
+
+
+class FatalSession(Exception):
+    """This session must stop; reconnecting would not help (or would do harm)."""
+
+    def __init__(self, reason: str, code: str = "") -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+class _Reconnect(Exception):
+    """End this connection and reconnect (``immediate`` skips the backoff once)."""
+
+    def __init__(self, reason: str, immediate: bool = False) -> None:
+        super().__init__(reason)
+        self.immediate = immediate
+
+
+@dataclass
+class SessionStats:
+    connects: int = 0
+    reconnects: int = 0
+    frames: int = 0
+    records: int = 0
+    decode_errors: int = 0
+    pings: int = 0
+    stalls: int = 0
+    last_frame_at: float = 0.0
+    last_data_at: float = 0.0
+    state: str = "idle"
+
+
+class Session:
+    """The broker-independent engine of one WebSocket session."""
+
+    broker = ""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        http: aiohttp.ClientSession,
+        sink: EventSink,
+        options: SessionOptions,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self._http = http
+        self._sink = sink
+        self.opts = options
+        self.subs: dict[tuple[str, str], Subscription] = {}
+        self.stats = SessionStats()
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ops: asyncio.Queue[tuple[str, Callable[[], None]]] | None = None
+        self._ready = False
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._healthy = False
+        self._ready_at = 0.0
+        self._got_data = False
+        self._conn_no = 0
+        self._down_since: float | None = None
+        self._attempt = 0
+        self._auth_failures = 0
+        self.failed: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.stats.state}>"
+
+    # ---- public ----
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"krfeed-session-{self.name}")
+
+    @property
+    def connected(self) -> bool:
+        return self._ready
+
+    def registrations(self) -> int:
+        """Registrations held (desired, pending or confirmed)."""
+        return sum(1 for s in self.subs.values() if s.state not in (SubState.FAILED, SubState.REMOVED))
+
+    def add(self, subs: Iterable[Subscription]) -> None:
+        """Take over these subscriptions; sent now when connected, else on (re)connect."""
+        new = []
+        for s in subs:
+            old = self.subs.get(s.key)
+            if old is not None and old.state not in (SubState.FAILED, SubState.REMOVED):
+                continue
+            s.session = self.name
+            s._set(SubState.DESIRED)
+            self.subs[s.key] = s
+            new.append(s)
+        self._assign(new)
+        if self._ready and new:
+            self._queue_subscribe(new)
+
+    def remove(self, keys: Iterable[tuple[str, str]]) -> list[Subscription]:
+        """Drop these subscriptions (unregistering them if connected)."""
+        gone = [self.subs[k] for k in keys if k in self.subs]
+        sent = []
+        for s in gone:
+            if self._ready and s.state in (SubState.PENDING, SubState.CONFIRMED):
+                sent.append(s)
+            else:
+                del self.subs[s.key]
+                s._set(SubState.REMOVED)
+                self._sink.control(
+                    Unsubscribed(broker=self.broker, session=self.name, type=s.type, item=s.item)
+                )
+        if sent:
+            self._queue_unsubscribe(sent)
+        return gone
+
+    async def close(self, timeout: float = 3.0) -> None:
+        """Unsubscribe politely (best effort), close the socket, stop the task."""
+        self._closing = True
+        ws = self._ws
+        if ws is not None and not ws.closed and self._ready:
+            live = [s for s in self.subs.values() if s.state == SubState.CONFIRMED]
+            try:
+                async with asyncio.timeout(min(1.0, timeout / 2)):
+                    for frame in self._unsubscribe_frames(live, on_close=True):
+                        await ws.send_str(frame)
+            except (TimeoutError, ConnectionError, aiohttp.ClientError, RuntimeError):
+                pass
+        if ws is not None and not ws.closed:
+            try:
+                async with asyncio.timeout(min(1.0, timeout / 2)):
+                    await ws.close()
+            except (TimeoutError, ConnectionError, aiohttp.ClientError):
+                pass
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                async with asyncio.timeout(timeout):
+                    await asyncio.shield(_swallow(task))
+            except TimeoutError:
+                log.warning("session %s did not stop within %.1fs", self.name, timeout)
+        self.stats.state = "closed"
+
+    # ---- broker hooks ----
+
+    async def _credential(self, renew: bool = False) -> str:
+        raise NotImplementedError
+
+    async def _on_open(self, ws: aiohttp.ClientWebSocketResponse, credential: str) -> None:
+        raise NotImplementedError
+
+    async def _on_message(self, msg: Any, ws: aiohttp.ClientWebSocketResponse) -> None:
+        raise NotImplementedError
+
+    def _assign(self, subs: list[Subscription]) -> None:
+        """Broker-specific placement (Kiwoom groups)."""
+
+    def _subscribe_frames(self, subs: list[Subscription]) -> list[tuple[str, list[Subscription]]]:
+        raise NotImplementedError
+
+    def _unsubscribe_frames(
+        self, subs: list[Subscription], on_close: bool = False
+    ) -> list[str]:
+        raise NotImplementedError
+
+    def _sent_subscribe(self, subs: list[Subscription]) -> None:
+        """Called just before a subscribe frame for ``subs`` goes out."""
+
+    def _sent_unsubscribe(self, subs: list[Subscription]) -> None:
+        """Called just before an unsubscribe frame for ``subs`` goes out."""
+
+    def _reset_connection_state(self) -> None:
+        """Forget per-connection state (pending reply queues)."""
+
+    decode: Callable[[str | bytes, datetime], list[Any]]
+
+    # ---- engine ----
+
+    def _emit(self, ev: Event | DecodeError) -> None:
+        self._sink.control(ev)
+
+    def _backoff(self, attempt: int) -> float:
+        return random.uniform(0, min(self.opts.backoff_cap, self.opts.backoff_base * 2 ** (attempt - 1)))
+
+    async def _run(self) -> None:
+        immediate = False
+        while not self._closing:
+            reason = ""
+            try:
+                reason = await self._connect_once()
+            except FatalSession as e:
+                self._fail(str(e), e.code)
+                return
+            except _Reconnect as e:
+                reason, immediate = str(e), e.immediate
+            except asyncio.CancelledError:
+                raise
+            except TransientError as e:
+                reason = str(e)
+            except (aiohttp.ClientError, OSError, TimeoutError) as e:
+                reason = _describe(e)
+            except Exception as e:  # noqa: BLE001 - a bug must not kill the session
+                log.exception("session %s: unexpected error", self.name)
+                reason = f"internal error: {type(e).__name__}: {e}"
+            finally:
+                was_ready = self._ready
+                self._ready = False
+                self._ws = None
+                self._ops = None
+                self._reset_connection_state()
+                for s in self.subs.values():
+                    if s.state in (SubState.PENDING, SubState.CONFIRMED):
+                        s._set(SubState.DESIRED)
+            if self._closing:
+                break
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+            if was_ready or self.stats.state == "connected":
+                self._emit(Disconnected(broker=self.broker, session=self.name, reason=reason))
+            self.stats.state = "reconnecting"
+            if self._healthy:
+                self._attempt = 0
+            self._healthy = False
+            self._attempt += 1
+            delay = 0.0 if immediate else self._backoff(self._attempt)
+            immediate = False
+            self._emit(
+                Reconnecting(
+                    broker=self.broker,
+                    session=self.name,
+                    attempt=self._attempt,
+                    delay=round(delay, 3),
+                    reason=reason,
+                )
+            )
+            log.info("session %s: %s; reconnecting in %.2fs", self.name, reason, delay)
+            await asyncio.sleep(delay)
+
+    def _fail(self, reason: str, code: str) -> None:
+        self.failed = reason
+        self.stats.state = "failed"
+        log.error("session %s stopped: %s", self.name, reason)
+        self._emit(SessionFailed(broker=self.broker, session=self.name, reason=reason, code=code))
+        self._emit(Disconnected(broker=self.broker, session=self.name, reason=reason, fatal=True))
+        for s in self.subs.values():
+            if s.state not in (SubState.FAILED, SubState.REMOVED):
+                s._set(SubState.FAILED, f"session stopped: {reason}", code)
+
+    async def _connect_once(self) -> str:
+        try:
+            credential = await self._credential()
+        except AuthError as e:
+            raise FatalSession(str(e), e.code) from None
+        self._conn_no += 1
+        self.stats.state = "connecting"
+        ws = await self._http.ws_connect(
+            self.url,
+            heartbeat=None,  # the brokers' text-level heartbeats are echoed instead
+            autoping=True,
+            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
+            max_msg_size=16 * 1024 * 1024,
+            compress=0,
+        )
+        self._ws = ws
+        self.stats.connects += 1
+        self.stats.state = "connected"
+        self._got_data = False
+        self._ready_at = 0.0
+        self._ops = asyncio.Queue()
+        self._emit(Connected(broker=self.broker, session=self.name, url=self.url))
+        sender = asyncio.create_task(self._sender(ws, self._ops))
+        watchdog = asyncio.create_task(self._watchdog(ws))
+        try:
+            await self._on_open(ws, credential)
+            return await self._read_loop(ws)
+        finally:
+            sender.cancel()
+            watchdog.cancel()
+            await _swallow(sender)
+            await _swallow(watchdog)
+            if not ws.closed:
+                try:
+                    async with asyncio.timeout(1.0):
+                        await ws.close()
+                except (TimeoutError, ConnectionError, aiohttp.ClientError):
+                    pass
+
+    def _became_ready(self) -> None:
+        """Logged in: announce it, note a reconnect, replay the desired subscriptions."""
+        self._ready = True
+        self._auth_failures = 0
+        self._ready_at = time.monotonic()
+        self._emit(LoggedIn(broker=self.broker, session=self.name))
+        if self._down_since is not None:
+            self.stats.reconnects += 1
+            self._emit(
+                Reconnected(
+                    broker=self.broker,
+                    session=self.name,
+                    attempt=self._attempt,
+                    gap=round(time.monotonic() - self._down_since, 3),
+                )
+            )
+            self._down_since = None
+        todo = [s for s in self.subs.values() if s.state == SubState.DESIRED]
+        if todo:
+            self._queue_subscribe(todo)
+
+    def _queue_subscribe(self, subs: list[Subscription]) -> None:
+        assert self._ops is not None
+        for s in subs:
+            s._set(SubState.PENDING)
+        for frame, group in self._subscribe_frames(subs):
+            self._ops.put_nowait((frame, _bind(self._sent_subscribe, group)))
+
+    def _queue_unsubscribe(self, subs: list[Subscription]) -> None:
+        assert self._ops is not None
+        for s in subs:
+            s._set(SubState.PENDING)
+            s.reason = "unsubscribing"
+        frames = self._unsubscribe_frames(subs)
+        for frame in frames:
+            self._ops.put_nowait((frame, _bind(self._sent_unsubscribe, subs)))
+
+    async def _sender(
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        ops: asyncio.Queue[tuple[str, Callable[[], None]]],
+    ) -> None:
+        """Sends (un)subscribe frames one at a time, paced: brokers block bursts."""
+        while True:
+            frame, before = await ops.get()
+            before()
+            await ws.send_str(frame)
+            if self.opts.subscribe_interval:
+                await asyncio.sleep(self.opts.subscribe_interval)
+
+    async def _read_loop(self, ws: aiohttp.ClientWebSocketResponse) -> str:
+        sink = self._sink
+        stats = self.stats
+        idle = self.opts.idle_timeout
+        while True:
+            try:
+                msg = await ws.receive(timeout=idle)
+            except TimeoutError:
+                return f"no frame for {idle:.0f}s (half-open connection)"
+            t = msg.type
+            if t is aiohttp.WSMsgType.TEXT or t is aiohttp.WSMsgType.BINARY:
+                data = msg.data
+            elif t is aiohttp.WSMsgType.ERROR:
+                return f"connection error: {_describe(ws.exception())}"
+            else:
+                code = ws.close_code
+                return f"closed by server (code {code})" if code else "connection lost"
+            received_at = datetime.now(UTC)
+            now = time.monotonic()
+            stats.frames += 1
+            stats.last_frame_at = now
+            text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+            sink.raw(self.name, self._conn_no, received_at, text)
+            for m in self.decode(data, received_at):
+                if isinstance(m, Record):
+                    stats.records += 1
+                    stats.last_data_at = now
+                    self._got_data = True
+                    await sink.record(m)
+                elif isinstance(m, Ping):
+                    stats.pings += 1
+                    await ws.send_str(m.raw)
+                elif isinstance(m, DecodeError):
+                    stats.decode_errors += 1
+                    sink.control(m)
+                else:
+                    await self._on_message(m, ws)
+
+    async def _watchdog(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        opts = self.opts
+        step = 0.5 if opts.stall_timeout is None else max(0.05, min(1.0, opts.stall_timeout / 4))
+        while not ws.closed:
+            await asyncio.sleep(step)
+            if not self._ready:
+                continue
+            now = time.monotonic()
+            up = now - self._ready_at
+            if not self._healthy and (self._got_data or up >= opts.healthy_after):
+                self._healthy = True
+            st = opts.stall_timeout
+            if st is None or not _in_market_hours(opts.market_hours):
+                continue
+            watched = [
+                s
+                for s in self.subs.values()
+                if s.state == SubState.CONFIRMED and not s.account
+            ]
+            if not watched:
+                continue
+            since = now - max(self.stats.last_data_at, self._ready_at)
+            if since > st:
+                self.stats.stalls += 1
+                self._emit(Stalled(broker=self.broker, session=self.name, silent_for=round(since, 1)))
+                log.warning("session %s: no data for %.0fs, reconnecting", self.name, since)
+                await ws.close(code=1000, message=b"stalled")
+                return
+
+
+class KiwoomSession(Session):
+    """Kiwoom: LOGIN with the REST token, PING echo, REG/REMOVE in managed groups."""
+
+    broker = "kiwoom"
+
+    def __init__(
+        self,
+        name: str,
+        config: Kiwoom,
+        http: aiohttp.ClientSession,
+        sink: EventSink,
+        options: SessionOptions,
+    ) -> None:
+        super().__init__(name, config.ws_url, http, sink, options)
+        self.config = config
+        self.codec = KiwoomCodec()
+        self.decode = self.codec.receive
+        self.token = KiwoomToken(
+            http, config.rest_url, config.appkey, config.secretkey, config.token_cache
+        )
+        self._reg_fifo: deque[list[Subscription]] = deque()
+        self._remove_fifo: deque[list[Subscription]] = deque()
+        self._token_retried = False
+        self._login_token = ""
+        self._groups: dict[str, set[str]] = {}
+
+    async def _credential(self, renew: bool = False) -> str:
+        return await (self.token.renew() if renew else self.token.get())
+
+    async def _on_open(self, ws: aiohttp.ClientWebSocketResponse, credential: str) -> None:
+        self._login_token = credential
+        await ws.send_str(self.codec.login(credential))
+        asyncio.get_running_loop().call_later(self.opts.login_timeout, self._login_deadline, ws)
+
+    def _login_deadline(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        if not self._ready and self._ws is ws and not ws.closed:
+            log.warning("session %s: no LOGIN reply within %.0fs", self.name, self.opts.login_timeout)
+            asyncio.ensure_future(ws.close(code=1000, message=b"login timeout"))
+
+    def _reset_connection_state(self) -> None:
+        self._reg_fifo.clear()
+        self._remove_fifo.clear()
+
+    def _assign(self, subs: list[Subscription]) -> None:
+        cap = self.config.max_items_per_group
+        for s in subs:
+            for g, items in self._groups.items():
+                if s.item in items:
+                    s.group = g
+                    break
+            else:
+                for g, items in self._groups.items():
+                    if len(items) < cap:
+                        items.add(s.item)
+                        s.group = g
+                        break
+                else:
+                    g = str(len(self._groups) + 1)
+                    if len(g) > 4:
+                        raise ValueError("more than 9999 Kiwoom registration groups")
+                    self._groups[g] = {s.item}
+                    s.group = g
+
+    @staticmethod
+    def _blocks(subs: list[Subscription]) -> dict[str, list[tuple[list[str], list[str]]]]:
+        """Per group, REG blocks: one per distinct item set, listing its types."""
+        by_group: dict[str, dict[str, list[str]]] = {}
+        for s in subs:
+            by_group.setdefault(s.group, {}).setdefault(s.type, []).append(s.item)
+        out: dict[str, list[tuple[list[str], list[str]]]] = {}
+        for g, by_type in by_group.items():
+            merged: dict[tuple[str, ...], list[str]] = {}
+            for typ, items in by_type.items():
+                merged.setdefault(tuple(items), []).append(typ)
+            out[g] = [(list(items), types) for items, types in merged.items()]
+        return out
+
+    def _subscribe_frames(self, subs: list[Subscription]) -> list[tuple[str, list[Subscription]]]:
+        frames = []
+        for g, blocks in self._blocks(subs).items():
+            group = [s for s in subs if s.group == g]
+            frames.append((self.codec.register(blocks, grp_no=g, refresh=True), group))
+        return frames
+
+    def _unsubscribe_frames(self, subs: list[Subscription], on_close: bool = False) -> list[str]:
+        return [self.codec.remove(blocks, grp_no=g) for g, blocks in self._blocks(subs).items()]
+
+    def _queue_unsubscribe(self, subs: list[Subscription]) -> None:
+        assert self._ops is not None
+        for s in subs:
+            s._set(SubState.PENDING)
+            s.reason = "unsubscribing"
+        for g, blocks in self._blocks(subs).items():
+            group = [s for s in subs if s.group == g]
+            self._ops.put_nowait(
+                (self.codec.remove(blocks, grp_no=g), _bind(self._sent_unsubscribe, group))
+            )
+
+    def _sent_subscribe(self, subs: list[Subscription]) -> None:
+        self._reg_fifo.append(subs)
+
+    def _sent_unsubscribe(self, subs: list[Subscription]) -> None:
+        self._remove_fifo.append(subs)
+
+    async def _on_message(self, msg: Any, ws: aiohttp.ClientWebSocketResponse) -> None:
+        if isinstance(msg, LoginResult):
+            if msg.ok:
+                self._token_retried = False
+                self._became_ready()
+                return
+            self._auth_failures += 1
+            why = f"LOGIN refused: {msg.message} (return_code {msg.return_code})"
+            if msg.error_code in TOKEN_ERRORS:
+                if not self._token_retried:
+                    self._token_retried = True
+                    try:
+                        await self.token.renew(self._login_token)
+                    except AuthError as e:
+                        raise FatalSession(str(e), e.code) from None
+                    raise _Reconnect(f"{why}; got a new token", immediate=True)
+                self.token.invalidate()
+            if self._auth_failures >= self.opts.max_auth_failures:
+                raise FatalSession(
+                    f"{why}; {self._auth_failures} login failures in a row", msg.error_code or ""
+                )
+            raise _Reconnect(why)
+        if isinstance(msg, RegResult):
+            fifo = self._reg_fifo if msg.trnm == "REG" else self._remove_fifo
+            if not fifo:
+                log.warning("session %s: %s reply with nothing pending", self.name, msg.trnm)
+                return
+            subs = fifo.popleft()
+            for s in subs:
+                if msg.trnm == "REG":
+                    if s.state is not SubState.PENDING:
+                        continue
+                    if msg.ok:
+                        s._set(SubState.CONFIRMED)
+                        self._emit(
+                            Subscribed(broker=self.broker, session=self.name, type=s.type, item=s.item)
+                        )
+                    else:
+                        s._set(SubState.FAILED, msg.message or "REG refused", str(msg.return_code))
+                        self._emit(
+                            SubscribeFailed(
+                                broker=self.broker,
+                                session=self.name,
+                                type=s.type,
+                                item=s.item,
+                                reason=msg.message or "REG refused",
+                                code=str(msg.return_code),
+                            )
+                        )
+                else:
+                    self.subs.pop(s.key, None)
+                    s._set(SubState.REMOVED)
+                    self._emit(
+                        Unsubscribed(broker=self.broker, session=self.name, type=s.type, item=s.item)
+                    )
+            return
+        if isinstance(msg, SystemMessage):
+            if msg.code == "R10001":
+                raise FatalSession(
+                    "another session logged in with the same app key "
+                    f"{mask(self.config.appkey)} (R10001): not reconnecting, "
+                    "so the two do not keep closing each other",
+                    msg.code,
+                )
+            log.warning("session %s: SYSTEM %s %s", self.name, msg.code, msg.message)
+            return
+        log.debug("session %s: ignoring %r", self.name, msg)
+
+
+class KISSession(Session):
+    """KIS: approval key, one subscribe frame per (tr_id, tr_key), PINGPONG echo, AES keys."""
+
+    broker = "kis"
+
+    def __init__(
+        self,
+        name: str,
+        config: KIS,
+        http: aiohttp.ClientSession,
+        sink: EventSink,
+        options: SessionOptions,
+    ) -> None:
+        super().__init__(name, config.ws_url, http, sink, options)
+        self.config = config
+        self.approval = KISApprovalKey(
+            http, config.rest_url, config.appkey, config.secretkey, config.token_cache
+        )
+        self.codec = KISCodec("", custtype=config.custtype)
+        self.decode = self.codec.receive
+        self._pending: dict[tuple[str, str], tuple[str, Subscription]] = {}
+        self._approval_retried = False
+        self._key = ""
+
+    async def _credential(self, renew: bool = False) -> str:
+        return await (self.approval.renew() if renew else self.approval.get())
+
+    def capacity_left(self) -> int:
+        return self.config.max_registrations - self.registrations()
+
+    async def _on_open(self, ws: aiohttp.ClientWebSocketResponse, credential: str) -> None:
+        self._key = credential
+        self.codec = KISCodec(credential, custtype=self.config.custtype)
+        self.decode = self.codec.receive
+        self._became_ready()
+
+    def _reset_connection_state(self) -> None:
+        self._pending.clear()
+
+    def _subscribe_frames(self, subs: list[Subscription]) -> list[tuple[str, list[Subscription]]]:
+        return [(self.codec.subscribe(s.type, s.item), [s]) for s in subs]
+
+    def _unsubscribe_frames(self, subs: list[Subscription], on_close: bool = False) -> list[str]:
+        return [self.codec.unsubscribe(s.type, s.item) for s in subs]
+
+    def _queue_unsubscribe(self, subs: list[Subscription]) -> None:
+        assert self._ops is not None
+        for s in subs:
+            s._set(SubState.PENDING)
+            s.reason = "unsubscribing"
+            self._ops.put_nowait(
+                (self.codec.unsubscribe(s.type, s.item), _bind(self._sent_unsubscribe, [s]))
+            )
+
+    def _sent_subscribe(self, subs: list[Subscription]) -> None:
+        for s in subs:
+            self._pending[s.key] = ("sub", s)
+
+    def _sent_unsubscribe(self, subs: list[Subscription]) -> None:
+        for s in subs:
+            self._pending[s.key] = ("unsub", s)
+
+    async def _on_message(self, msg: Any, ws: aiohttp.ClientWebSocketResponse) -> None:
+        if not isinstance(msg, ControlReply):
+            log.debug("session %s: ignoring %r", self.name, msg)
+            return
+        code = msg.msg_cd
+        if code == "OPSP8996":
+            raise FatalSession(
+                f"app key {mask(self.config.appkey)} is already in use by another session "
+                "(OPSP8996): not reconnecting",
+                code,
+            )
+        if code == "OPSP0011":
+            if not self._approval_retried:
+                self._approval_retried = True
+                try:
+                    await self.approval.renew(self._key)
+                except AuthError as e:
+                    raise FatalSession(str(e), e.code) from None
+                raise _Reconnect("approval key refused (OPSP0011); got a new one", immediate=True)
+            raise FatalSession(
+                "KIS refuses the approval key even after re-issuing it (OPSP0011)", code
+            )
+        pending = self._pending.pop((msg.tr_id, msg.tr_key), None)
+        if pending is None:
+            if not msg.ok:
+                log.warning("session %s: %s %s for %s/%s", self.name, code, msg.msg1, msg.tr_id, msg.tr_key)
+            return
+        op, s = pending
+        if op == "sub":
+            if s.state is not SubState.PENDING:
+                return
+            if msg.ok:
+                self._approval_retried = False
+                s._set(SubState.CONFIRMED)
+                self._emit(Subscribed(broker=self.broker, session=self.name, type=s.type, item=s.item))
+            else:
+                reason = f"{msg.msg1} ({code})"
+                s._set(SubState.FAILED, reason, code)
+                self._emit(
+                    SubscribeFailed(
+                        broker=self.broker,
+                        session=self.name,
+                        type=s.type,
+                        item=s.item,
+                        reason=reason,
+                        code=code,
+                    )
+                )
+        else:
+            # OPSP0001, or OPSP0003 "not found": either way it is not registered now.
+            self.subs.pop(s.key, None)
+            s._set(SubState.REMOVED)
+            self._emit(Unsubscribed(broker=self.broker, session=self.name, type=s.type, item=s.item))
+
+
+def _bind(fn: Callable[[list[Subscription]], None], subs: list[Subscription]) -> Callable[[], None]:
+    return lambda: fn(subs)
+
+
+async def _swallow(task: asyncio.Task[Any]) -> None:
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+        pass
+
+
+def _describe(e: BaseException | None) -> str:
+    if e is None:
+        return "unknown error"
+    s = str(e)
+    return f"{type(e).__name__}: {s}" if s else type(e).__name__
+
+
+def _in_market_hours(hours: tuple[dtime, dtime] | None) -> bool:
+    if hours is None:
+        return True
+    now = datetime.now(KST)
+    if now.weekday() >= 5:
+        return False
+    return hours[0] <= now.time() <= hours[1]
+
+
+def is_account_type(broker: str, code: str) -> bool:
+    return get_type(broker, code).account

@@ -1,0 +1,87 @@
+"""A synchronous wrapper over :class:`krfeed.Feed` for scripts and notebooks: the feed runs on
+an event loop in a background thread; iteration blocks on a bounded queue.
+
+    with SyncFeed(KIS(...)) as feed:
+        feed.subscribe(KIS.PROGRAM_TRADING, ["005930"])
+        for event in feed:
+            print(event)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Coroutine, Iterator, Sequence
+from typing import Any, TypeVar
+
+from krfeed.brokers import BrokerConfig
+from krfeed.feed import Feed, FeedItem
+from krfeed.records.base import TypeRef
+from krfeed.session import Subscription
+
+T = TypeVar("T")
+_END = object()
+
+
+class SyncFeed:
+    """Blocking facade of a Feed running in a background thread."""
+
+    def __init__(self, *brokers: BrokerConfig, buffer: int = 10_000, **feed_kw: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="krfeed", daemon=True)
+        self._thread.start()
+        self._items: queue.Queue[Any] = queue.Queue(maxsize=buffer)
+        self.feed: Feed = self._call(self._make(brokers, feed_kw))
+        self._pump: asyncio.Future[None] | None = None
+
+    async def _make(self, brokers: tuple[BrokerConfig, ...], kw: dict[str, Any]) -> Feed:
+        feed = Feed(*brokers, **kw)
+        await feed.start()
+        return feed
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def __enter__(self) -> SyncFeed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def subscribe(
+        self, type_: TypeRef[Any] | str, codes: Sequence[str] | str | None = None, **kw: Any
+    ) -> list[Subscription]:
+        return self._call(self.feed.subscribe(type_, codes, **kw))
+
+    def unsubscribe(self, type_: TypeRef[Any] | str, codes: Sequence[str] | str | None = None) -> None:
+        self._call(self.feed.unsubscribe(type_, codes))
+
+    def stats(self) -> dict[str, Any]:
+        return self.feed.stats()
+
+    async def _forward(self) -> None:
+        try:
+            async for item in self.feed:
+                # Blocking put from the loop thread would stall the feed; hand off instead.
+                await asyncio.to_thread(self._items.put, item)
+        finally:
+            await asyncio.to_thread(self._items.put, _END)
+
+    def __iter__(self) -> Iterator[FeedItem]:
+        if self._pump is None:
+            self._pump = asyncio.run_coroutine_threadsafe(self._forward(), self._loop)  # type: ignore[assignment]
+        while True:
+            item = self._items.get()
+            if item is _END:
+                return
+            yield item
+
+    def close(self, timeout: float = 5.0) -> None:
+        if not self._loop.is_running():
+            return
+        try:
+            self._call(self.feed.close(timeout), timeout + 1)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
