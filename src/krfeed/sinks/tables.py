@@ -1,0 +1,110 @@
+"""Table layouts derived from the catalog: one table per record type, typed columns, shared by
+the SQL sinks (SQLite, PostgreSQL) and the columnar one (Parquet)."""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from krfeed.records.base import Record
+from krfeed.schema.catalog import get_type
+from krfeed.schema.core import RealtimeType
+
+#: Column kinds (SQL-agnostic): text, int, decimal, timestamp, date, bool.
+_KIND_OF = {
+    "text": "text",
+    "int": "int",
+    "price": "int",
+    "aggressor_qty": "int",
+    "decimal": "decimal",
+    "price_decimal": "decimal",
+    "time": "timestamp",
+    "date": "date",
+    "yn": "bool",
+    "flag01": "bool",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    kind: str  # text | int | decimal | timestamp | date | bool
+    wire: str = ""
+    korean: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """The table of one record type. ``row(record)`` gives values in column order."""
+
+    name: str
+    rtype: RealtimeType
+    columns: tuple[Column, ...]
+    row: Callable[[Record], tuple[Any, ...]]
+    #: Columns that identify an account event (orders/fills) for idempotent upserts.
+    key: tuple[str, ...] = ()
+    #: The record's own event-time column, if it has one (first time field).
+    time_column: str | None = None
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def table_name(rt: RealtimeType) -> str:
+    """``kiwoom_order_execution``, ``kis_program_trading`` …"""
+    return f"{rt.broker}_{_snake(rt.name)}"
+
+
+# Idempotency keys of account events: (order number, fill number) plus what tells events of
+# one order apart when the fill number is empty (acknowledgements, modifications).
+# Kiwoom 00 has a fill number; KIS notices have none, so a fill is told apart by its time,
+# quantity and price plus the receive time (which replays and retries carry unchanged).
+_KIS_NOTICE_KEY = (
+    "account_no",
+    "order_no",
+    "notice_kind",
+    "correction",
+    "acceptance",
+    "time",
+    "fill_qty",
+    "fill_price",
+    "received_at",
+)
+_ACCOUNT_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("kiwoom", "00"): ("account_no", "order_no", "order_status", "fill_no", "unfilled_qty"),
+    ("kis", "H0STCNI0"): _KIS_NOTICE_KEY,
+    ("kis", "H0STCNI9"): _KIS_NOTICE_KEY,
+}
+
+
+@cache
+def table_for(broker: str, code: str) -> Table:
+    rt = get_type(broker, code)
+    cols: list[Column] = [Column("received_at", "timestamp"), Column("item", "text")]
+    for f in rt.fields:
+        kind = _KIND_OF.get(f.kind, "text")
+        cols.append(Column(f.name, kind, f.wire, f.korean))
+        if f.kind in ("price", "price_decimal"):
+            cols.append(Column(f.name + "_dir", "text", f.wire, f.korean + " 부호"))
+        elif f.kind == "aggressor_qty":
+            cols.append(Column(f.name + "_side", "text", f.wire, f.korean + " 부호"))
+    names = [c.name for c in cols]
+    getter = operator.attrgetter(*names)
+    time_col = next((f.name for f in rt.fields if f.kind == "time"), None)
+    return Table(
+        name=table_name(rt),
+        rtype=rt,
+        columns=tuple(cols),
+        row=getter,
+        key=_ACCOUNT_KEYS.get((broker, rt.code), ()),
+        time_column=time_col,
+    )
+
+
+def table_of(record: Record) -> Table:
+    return table_for(record.broker, record.type)
