@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,7 +23,8 @@ err = Console(stderr=True)
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one clear sentence to stderr and return the Exit to raise."""
-    err.print(f"[bold red]krfeed:[/] {message}", highlight=False)
+    # soft_wrap: one line however long (rich would wrap at 80 columns when piped)
+    err.print(f"[bold red]krfeed:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -36,9 +37,9 @@ def _broker(broker: str) -> str:
 
 @app.command()
 def schema(
-    broker: Annotated[Optional[str], typer.Argument(help="kiwoom or kis")] = None,  # noqa: UP045
+    broker: Annotated[str | None, typer.Argument(help="kiwoom or kis")] = None,
     type_: Annotated[
-        Optional[str],  # noqa: UP045
+        str | None,
         typer.Argument(metavar="TYPE", help="type code (00, 0B, H0STPGM0) or constant"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
@@ -107,11 +108,11 @@ def schema(
 def decode(
     broker: Annotated[str, typer.Argument(help="kiwoom or kis")],
     files: Annotated[
-        Optional[list[Path]],  # noqa: UP045
+        list[Path] | None,
         typer.Argument(help="files of raw frames, one per line (default: stdin)"),
     ] = None,
-    key: Annotated[Optional[str], typer.Option(help="AES key for encrypted KIS frames")] = None,  # noqa: UP045
-    iv: Annotated[Optional[str], typer.Option(help="AES iv for encrypted KIS frames")] = None,  # noqa: UP045
+    key: Annotated[str | None, typer.Option(help="AES key for encrypted KIS frames")] = None,
+    iv: Annotated[str | None, typer.Option(help="AES iv for encrypted KIS frames")] = None,
     strict: Annotated[bool, typer.Option(help="exit 1 if any frame fails to decode")] = False,
     control: Annotated[
         bool, typer.Option(help="also print control messages (login, ping, replies)")
@@ -163,6 +164,161 @@ def decode(
     stdout.flush()
     if strict and errors:
         raise typer.Exit(1)
+
+
+# ---- live commands ----
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="krfeed.toml (default: $KRFEED_CONFIG, ./krfeed.toml)"),
+]
+MockOpt = Annotated[bool, typer.Option("--mock", help="use the brokers' mock (모의투자) servers")]
+SimOpt = Annotated[
+    str | None,
+    typer.Option("--sim", help="a running `krfeed sim` URL (uses its credentials)"),
+]
+JournalOpt = Annotated[
+    Path | None,
+    typer.Option("--journal", help="also write every raw frame to this journal"),
+]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="log to stderr")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _brokers_for(config: Path | None, mock: bool, sim: str | None, which: set[str]) -> list[Any]:
+    from krfeed.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(config, mock=mock, sim=sim)
+    except (ConfigError, ValueError) as e:
+        raise fail(str(e)) from None
+    out = []
+    for b in sorted(which):
+        got = cfg.brokers(b)
+        if not got:
+            env = (
+                "KRFEED_KIWOOM_APPKEY/SECRETKEY" if b == "kiwoom" else "KRFEED_KIS_APPKEY/SECRETKEY"
+            )
+            raise fail(
+                f"no {b} credentials: add a [{b}] table to krfeed.toml, set {env}, or use --sim URL"
+            )
+        out.extend(got)
+    return out
+
+
+def _journal(path: Path | None) -> Any:
+    if path is None:
+        return None
+    from krfeed.journal import JournalWriter
+
+    try:
+        return JournalWriter(path)
+    except OSError as e:
+        raise fail(f"cannot write the journal at {path}: {e.strerror}") from None
+
+
+def _run(coro: Any) -> Any:
+    import asyncio
+
+    from krfeed.errors import SubscriptionError
+    from krfeed.runner import FeedFailed
+
+    try:
+        return asyncio.run(coro)
+    except FeedFailed as e:
+        raise fail(f"stopped: {e}") from None
+    except SubscriptionError as e:
+        raise fail(str(e)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def stream(
+    broker: Annotated[str, typer.Argument(help="kiwoom or kis")],
+    type_: Annotated[
+        str, typer.Argument(metavar="TYPE", help="type code or constant (00, 0B, H0STPGM0)")
+    ],
+    codes: Annotated[
+        list[str] | None, typer.Argument(help="codes (none for 00/04/H0STCNI0)")
+    ] = None,
+    fmt_: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="table (default in a terminal) or jsonl (default when piped)"
+        ),
+    ] = None,
+    count: Annotated[int | None, typer.Option(help="stop after N records")] = None,
+    duration: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
+    config: ConfigOpt = None,
+    mock: MockOpt = False,
+    sim: SimOpt = None,
+    journal: JournalOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Watch a feed live: a table in a terminal, JSON lines when piped."""
+    from krfeed.runner import parse_sub
+
+    b = _broker(broker)
+    spec = f"{b}:{type_}" + (":" + ",".join(codes) if codes else "")
+    try:
+        sub = parse_sub(spec)
+    except ValueError as e:
+        raise fail(str(e)) from None
+    mode = fmt_ or ("table" if sys.stdout.isatty() else "jsonl")
+    if mode not in ("table", "jsonl"):
+        raise fail(f"--format must be table or jsonl, not {mode!r}")
+    _setup_logging(verbose)
+    brokers = _brokers_for(config, mock, sim, {b})
+    _run(_stream(brokers, sub, mode, count, duration, _journal(journal)))
+
+
+async def _stream(
+    brokers: list[Any], sub: Any, mode: str, count: int | None, duration: float | None, journal: Any
+) -> None:
+    from krfeed.jsonout import encode_line
+    from krfeed.runner import run_feed
+
+    on_raw = journal.write if journal is not None else None
+    try:
+        if mode == "jsonl":
+            out = sys.stdout.buffer
+
+            def emit(item: Any) -> None:
+                out.write(encode_line(item))
+                out.flush()
+
+            await run_feed(brokers, [sub], emit, count=count, duration=duration, on_raw=on_raw)
+            return
+        from rich.live import Live
+
+        from krfeed.views import LiveView
+
+        view = LiveView()
+        with Live(view.render(), console=Console(), refresh_per_second=4, transient=False) as live:
+
+            def update(item: Any) -> None:
+                view.update(item)
+                live.update(view.render())
+
+            await run_feed(brokers, [sub], update, count=count, duration=duration, on_raw=on_raw)
+    finally:
+        if journal is not None:
+            journal.close()
+
+
+from krfeed.sim.cli import sim_command  # noqa: E402
+
+app.command("sim")(sim_command)
 
 
 def main() -> None:
