@@ -102,7 +102,8 @@ def kis_decoder(code: str) -> KISDecoder:
     pre, args = _body(t, lambda i, f: f"f[o + {i}]" if i else "f[o]")
     src = "def decode(f, o, received_at, day):\n"
     src += "\n".join(pre) + ("\n" if pre else "")
-    src += "    return Cls(received_at=received_at, item=f[o].strip(), " + ", ".join(args) + ")\n"
+    item = "f[o].strip()" if t.keyed else "''"
+    src += f"    return Cls(received_at=received_at, item={item}, " + ", ".join(args) + ")\n"
     fn: KISDecoder = _compile(src, f"kis {code}", record_class("kis", code))
     return fn
 

@@ -62,6 +62,9 @@ class RealtimeType:
     account: bool = False  # pushes for the account (order/fill/balance): never dropped
     mock_tr: str | None = None  # KIS: tr_id to use on the mock server instead
     real_only: bool = False  # KIS: not offered by the mock server
+    #: KIS: the first field is the subscribed key (tr_key) — False where the official layout
+    #: carries no code (the record's ``item`` is then "").
+    keyed: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     def field(self, name_or_wire: str) -> F:

@@ -939,6 +939,7 @@ TYPES: tuple[RealtimeType, ...] = (
         name="MarketStatusTotal",
         constant="MARKET_STATUS_TOTAL",
         description="Market-operation, halt and VI status per stock (KRX and NXT combined).",
+        keyed=False,  # the official 통합 layout has no code field
         fields=(
             F("TRHT_YN", "거래정지 여부", "halted", "yn"),
             F("TR_SUSP_REAS_CNTT", "거래 정지 사유 내용", "halt_reason"),
