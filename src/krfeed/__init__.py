@@ -1,6 +1,6 @@
 """krfeed — real-time WebSocket feeds of Korean brokers (Kiwoom REST API, KIS Open API).
 
-    from krfeed import Feed, Kiwoom, KIS
+from krfeed import Feed, Kiwoom, KIS
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from krfeed.events import (
     Reconnecting,
     SessionFailed,
     Stalled,
-    SubscribeFailed,
     Subscribed,
+    SubscribeFailed,
     Unsubscribed,
 )
 from krfeed.feed import Feed, FeedItem
 from krfeed.protocol import KISCodec, KiwoomCodec, decode
 from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import KISRecord, KiwoomRecord, Record, TypeRef
-from krfeed.session import SessionOptions, SubState, Subscription
+from krfeed.session import SessionOptions, Subscription, SubState
 from krfeed.sync import SyncFeed
 
 __version__ = "0.1.0"

@@ -5,6 +5,7 @@ rate-limited (token issuance ~1/s)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -131,7 +132,9 @@ class _Issuer:
                     data = {"raw": text[:200]}
                 return resp.status, data
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            raise TransientError(f"{self.kind} request to {url} failed: {type(e).__name__}") from None
+            raise TransientError(
+                f"{self.kind} request to {url} failed: {type(e).__name__}"
+            ) from None
 
     # Disk cache (optional, 0600): survives restarts so a restart doesn't re-issue.
     def _load(self) -> Credential | None:
@@ -185,13 +188,11 @@ class KiwoomToken(_Issuer):
         """au10002: revoke the current token (best effort)."""
         if self._cred is None:
             return
-        try:
+        with contextlib.suppress(TransientError):
             await self._post(
                 "/oauth2/revoke",
                 {"appkey": self.appkey, "secretkey": self._secret, "token": self._cred.value},
             )
-        except TransientError:
-            pass
         self.invalidate()
 
 

@@ -116,7 +116,9 @@ class KIS(KISTypes):
         self.custtype = custtype
         self.rest_url = rest_url or (self.MOCK_REST if mock else self.REAL_REST)
         self.ws_url = ws_url or (
-            _ws_from_http(rest_url, "/tryitout") if rest_url else (self.MOCK_WS if mock else self.REAL_WS)
+            _ws_from_http(rest_url, "/tryitout")
+            if rest_url
+            else (self.MOCK_WS if mock else self.REAL_WS)
         )
         self.token_cache = Path(token_cache) if token_cache else None
         self.max_registrations = max_registrations

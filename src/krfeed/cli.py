@@ -288,7 +288,7 @@ async def _stream(
     from krfeed.jsonout import encode_line
     from krfeed.runner import run_feed
 
-    on_raw = journal.write if journal is not None else None
+    on_raw = journal
     try:
         if mode == "jsonl":
             out = sys.stdout.buffer
@@ -319,6 +319,126 @@ async def _stream(
 from krfeed.sim.cli import sim_command  # noqa: E402
 
 app.command("sim")(sim_command)
+
+
+@app.command()
+def record(
+    subscriptions: Annotated[
+        list[str],
+        typer.Argument(help="BROKER:TYPE[:CODE,CODE…], e.g. kis:H0STPGM0:005930,000660 kiwoom:00"),
+    ],
+    to: Annotated[
+        list[str] | None,
+        typer.Option("--to", help="sink URL (repeatable); default sqlite:///krfeed.db"),
+    ] = None,
+    duration: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
+    count: Annotated[int | None, typer.Option(help="stop after N records")] = None,
+    config: ConfigOpt = None,
+    mock: MockOpt = False,
+    sim: SimOpt = None,
+    journal: JournalOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Record records and control events into SQLite (default), JSONL, Parquet, PostgreSQL, NATS."""
+    from krfeed.runner import parse_sub
+    from krfeed.sinks import SinkError, open_sink
+
+    try:
+        subs = [parse_sub(s) for s in subscriptions]
+    except ValueError as e:
+        raise fail(str(e)) from None
+    urls = to or ["sqlite:///krfeed.db"]
+    for u in urls:
+        try:
+            open_sink(u)
+        except (SinkError, ValueError) as e:
+            raise fail(str(e)) from None
+    _setup_logging(verbose)
+    brokers = _brokers_for(config, mock, sim, {s.broker for s in subs})
+    from krfeed.commands import record as run_record
+
+    status = _run(
+        run_record(brokers, subs, urls, duration=duration, count=count, journal=_journal(journal))
+    )
+    err.print(
+        f"recorded {status['written']:,} rows into {', '.join(urls)}"
+        + (f"; sink errors {status['errors']}" if status["errors"] else ""),
+        highlight=False,
+    )
+
+
+@app.command()
+def replay(
+    path: Annotated[Path, typer.Argument(help="journal directory written with --journal")],
+    speed: Annotated[str, typer.Option(help="1 (real time), 10, … or max")] = "max",
+    to: Annotated[
+        list[str] | None,
+        typer.Option("--to", help="sink URL (repeatable); default: JSON lines to stdout"),
+    ] = None,
+) -> None:
+    """Feed a journal back through the decoders into sinks, reproducing the live records."""
+    from krfeed.sinks import SinkError, open_sink
+
+    if not path.exists():
+        raise fail(f"no journal at {path}")
+    if speed == "max":
+        spd: float | None = None
+    else:
+        try:
+            spd = float(speed)
+        except ValueError:
+            raise fail(f"--speed takes a number or max, not {speed!r}") from None
+        if spd <= 0:
+            raise fail("--speed must be positive")
+    urls = to or ["jsonl:-"]
+    for u in urls:
+        try:
+            open_sink(u)
+        except (SinkError, ValueError) as e:
+            raise fail(str(e)) from None
+    from krfeed.commands import replay_to
+
+    status = _run(replay_to(path, urls, spd))
+    if to:
+        err.print(f"replayed {status['written']:,} rows into {', '.join(urls)}", highlight=False)
+
+
+@app.command()
+def demo(
+    duration: Annotated[float, typer.Option(help="seconds to run")] = 30.0,
+    db: Annotated[Path, typer.Option(help="SQLite file to record into")] = Path("krfeed-demo.db"),
+    seed: Annotated[int, typer.Option(help="simulator seed")] = 1,
+) -> None:
+    """Run the simulator in-process and watch Kiwoom orders/trades and KIS program trading live."""
+    from krfeed.commands import demo as run_demo
+
+    status = _run(run_demo(duration, db, seed=seed))
+    sim_stats = status["sim"]
+    orders = sum(v.get("total", 0) for v in sim_stats["orders"].values())
+    Console().print(
+        f"{status['written']:,} rows in {status['elapsed']}s from {orders} simulated orders "
+        f"and live market data; the database is {db}",
+        highlight=False,
+    )
+
+
+@app.command()
+def query(
+    db: Annotated[Path, typer.Argument(help="a recording (SQLite)")],
+    sql: Annotated[str, typer.Argument(help="SQL to run (read-only)")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False,
+) -> None:
+    """Query a recording and print the rows."""
+    import sqlite3
+
+    from krfeed.commands import query as run_query
+
+    if not db.exists():
+        raise fail(f"no database at {db}")
+    try:
+        run_query(db, sql, as_json=as_json)
+    except sqlite3.Error as e:
+        raise fail(f"SQL error: {e}") from None
 
 
 def main() -> None:

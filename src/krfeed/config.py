@@ -89,7 +89,9 @@ def load_config(
     """Build broker configs from the file and environment, or for a simulator at ``sim``."""
     if sim:
         if not sim.startswith(("http://", "https://")):
-            raise ConfigError(f"--sim takes the simulator's URL, like http://127.0.0.1:8765 (got {sim!r})")
+            raise ConfigError(
+                f"--sim takes the simulator's URL, like http://127.0.0.1:8765 (got {sim!r})"
+            )
         n = max(1, min(8, sim_kis_keys))
         return Config(
             kiwoom=[Kiwoom.sim(sim, 1)],
@@ -115,7 +117,11 @@ def load_config(
             "secretkey": env.get("KRFEED_KIWOOM_SECRETKEY"),
         }
         kw = [{**(kw[0] if kw else {}), **{k: v for k, v in over.items() if v}}, *kw[1:]]
-    if env.get("KRFEED_KIS_APPKEY") or env.get("KRFEED_KIS_SECRETKEY") or env.get("KRFEED_KIS_HTS_ID"):
+    if (
+        env.get("KRFEED_KIS_APPKEY")
+        or env.get("KRFEED_KIS_SECRETKEY")
+        or env.get("KRFEED_KIS_HTS_ID")
+    ):
         over = {
             "appkey": env.get("KRFEED_KIS_APPKEY"),
             "secretkey": env.get("KRFEED_KIS_SECRETKEY"),

@@ -16,7 +16,7 @@ import contextlib
 import inspect
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, overload
 
@@ -35,8 +35,8 @@ from krfeed.session import (
     KiwoomSession,
     Session,
     SessionOptions,
-    SubState,
     Subscription,
+    SubState,
 )
 
 log = get_logger("krfeed.feed")
@@ -167,7 +167,9 @@ class Feed:
         rt = get_type(broker, code)
         sessions = [s for s in self.sessions if s.broker == broker and s.failed is None]
         if not sessions:
-            raise SubscriptionError(f"no working {broker} session: add {broker.upper()}(...) to Feed")
+            raise SubscriptionError(
+                f"no working {broker} session: add {broker.upper()}(...) to Feed"
+            )
         items = self._items(rt.account, codes, broker, code)
         planned: dict[Session, list[Subscription]] = {}
         if broker == "kiwoom":
@@ -270,7 +272,9 @@ class Feed:
             if s.broker != broker:
                 continue
             keys = [
-                k for k in s.subs if k[0] in codes_of and (wanted is None or rt.account or k[1] in wanted)
+                k
+                for k in s.subs
+                if k[0] in codes_of and (wanted is None or rt.account or k[1] in wanted)
             ]
             for sub in s.remove(keys):
                 self.subscriptions.pop((s.name, sub.type, sub.item), None)
@@ -289,12 +293,15 @@ class Feed:
                 if type_ in types(b):
                     return b, type_
             raise SubscriptionError(
-                f"unknown real-time type {type_!r}: use Kiwoom.X / KIS.X or 'kiwoom:0B', 'kis:H0STCNT0'"
+                f"unknown real-time type {type_!r}: "
+                "use Kiwoom.X / KIS.X or 'kiwoom:0B', 'kis:H0STCNT0'"
             )
         raise TypeError(f"expected a type such as Kiwoom.TRADE, got {type_!r}")
 
     @staticmethod
-    def _items(account: bool, codes: Sequence[str] | str | None, broker: str, code: str) -> list[str]:
+    def _items(
+        account: bool, codes: Sequence[str] | str | None, broker: str, code: str
+    ) -> list[str]:
         if isinstance(codes, str):
             codes = [codes]
         if account:
@@ -374,11 +381,12 @@ class Feed:
                 res = fn(item)
                 if inspect.isawaitable(res):
                     await res
-            except Exception:  # noqa: BLE001 - a user callback must not kill the feed
+            except Exception:
                 log.exception("callback %r failed on %s", fn, type(item).__name__)
 
     async def run(self, until: Awaitable[Any] | None = None) -> None:
         """Deliver to callbacks until the feed is closed (or ``until`` completes)."""
+
         async def drain() -> None:
             async for _ in self:
                 pass
@@ -440,6 +448,7 @@ def _matches(want: Any, item: FeedItem) -> bool:
     if isinstance(want, type):
         return isinstance(item, want)
     if isinstance(want, str):
-        return isinstance(item, Record) and (item.type == want or f"{item.broker}:{item.type}" == want)
+        return isinstance(item, Record) and (
+            item.type == want or f"{item.broker}:{item.type}" == want
+        )
     return False
-

@@ -43,7 +43,9 @@ def parse_sub(spec: str) -> SubSpec:
         raise ValueError(str(e)) from None
     codes = tuple(c.strip() for c in parts[2].split(",") if c.strip()) if len(parts) == 3 else ()
     if not codes and not rt.account:
-        raise ValueError(f"subscription {spec!r}: {broker} {rt.code} needs codes, e.g. {spec}:005930")
+        raise ValueError(
+            f"subscription {spec!r}: {broker} {rt.code} needs codes, e.g. {spec}:005930"
+        )
     return SubSpec(broker, rt.code, codes)
 
 

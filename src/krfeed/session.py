@@ -11,6 +11,7 @@ meaning of replies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import deque
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
-from krfeed.auth import KiwoomToken, KISApprovalKey, mask
+from krfeed.auth import KISApprovalKey, KiwoomToken, mask
 from krfeed.brokers import KIS, Kiwoom
 from krfeed.errors import AuthError, TransientError
 from krfeed.events import (
@@ -35,8 +36,8 @@ from krfeed.events import (
     Reconnecting,
     SessionFailed,
     Stalled,
-    SubscribeFailed,
     Subscribed,
+    SubscribeFailed,
     Unsubscribed,
 )
 from krfeed.logs import get_logger
@@ -187,6 +188,7 @@ class Session:
         self._task: asyncio.Task[None] | None = None
         self._healthy = False
         self._ready_at = 0.0
+        self._opened_at = 0.0
         self._got_data = False
         self._conn_no = 0
         self._down_since: float | None = None
@@ -209,7 +211,9 @@ class Session:
 
     def registrations(self) -> int:
         """Registrations held (desired, pending or confirmed)."""
-        return sum(1 for s in self.subs.values() if s.state not in (SubState.FAILED, SubState.REMOVED))
+        return sum(
+            1 for s in self.subs.values() if s.state not in (SubState.FAILED, SubState.REMOVED)
+        )
 
     def add(self, subs: Iterable[Subscription]) -> None:
         """Take over these subscriptions; sent now when connected, else on (re)connect."""
@@ -288,9 +292,7 @@ class Session:
     def _subscribe_frames(self, subs: list[Subscription]) -> list[tuple[str, list[Subscription]]]:
         raise NotImplementedError
 
-    def _unsubscribe_frames(
-        self, subs: list[Subscription], on_close: bool = False
-    ) -> list[str]:
+    def _unsubscribe_frames(self, subs: list[Subscription], on_close: bool = False) -> list[str]:
         raise NotImplementedError
 
     def _sent_subscribe(self, subs: list[Subscription]) -> None:
@@ -310,7 +312,9 @@ class Session:
         self._sink.control(ev)
 
     def _backoff(self, attempt: int) -> float:
-        return random.uniform(0, min(self.opts.backoff_cap, self.opts.backoff_base * 2 ** (attempt - 1)))
+        return random.uniform(
+            0, min(self.opts.backoff_cap, self.opts.backoff_base * 2 ** (attempt - 1))
+        )
 
     async def _run(self) -> None:
         immediate = False
@@ -329,7 +333,7 @@ class Session:
                 reason = str(e)
             except (aiohttp.ClientError, OSError, TimeoutError) as e:
                 reason = _describe(e)
-            except Exception as e:  # noqa: BLE001 - a bug must not kill the session
+            except Exception as e:
                 log.exception("session %s: unexpected error", self.name)
                 reason = f"internal error: {type(e).__name__}: {e}"
             finally:
@@ -396,6 +400,7 @@ class Session:
         self.stats.state = "connected"
         self._got_data = False
         self._ready_at = 0.0
+        self._opened_at = time.monotonic()
         self._ops = asyncio.Queue()
         self._emit(Connected(broker=self.broker, session=self.name, url=self.url))
         sender = asyncio.create_task(self._sender(ws, self._ops))
@@ -508,9 +513,15 @@ class Session:
         step = 0.5 if opts.stall_timeout is None else max(0.05, min(1.0, opts.stall_timeout / 4))
         while not ws.closed:
             await asyncio.sleep(step)
-            if not self._ready:
-                continue
             now = time.monotonic()
+            if not self._ready:
+                if now - self._opened_at > opts.login_timeout:
+                    log.warning(
+                        "session %s: not logged in after %.0fs", self.name, opts.login_timeout
+                    )
+                    await ws.close(code=1000, message=b"login timeout")
+                    return
+                continue
             up = now - self._ready_at
             if not self._healthy and (self._got_data or up >= opts.healthy_after):
                 self._healthy = True
@@ -518,16 +529,16 @@ class Session:
             if st is None or not _in_market_hours(opts.market_hours):
                 continue
             watched = [
-                s
-                for s in self.subs.values()
-                if s.state == SubState.CONFIRMED and not s.account
+                s for s in self.subs.values() if s.state == SubState.CONFIRMED and not s.account
             ]
             if not watched:
                 continue
             since = now - max(self.stats.last_data_at, self._ready_at)
             if since > st:
                 self.stats.stalls += 1
-                self._emit(Stalled(broker=self.broker, session=self.name, silent_for=round(since, 1)))
+                self._emit(
+                    Stalled(broker=self.broker, session=self.name, silent_for=round(since, 1))
+                )
                 log.warning("session %s: no data for %.0fs, reconnecting", self.name, since)
                 await ws.close(code=1000, message=b"stalled")
                 return
@@ -565,12 +576,6 @@ class KiwoomSession(Session):
     async def _on_open(self, ws: aiohttp.ClientWebSocketResponse, credential: str) -> None:
         self._login_token = credential
         await ws.send_str(self.codec.login(credential))
-        asyncio.get_running_loop().call_later(self.opts.login_timeout, self._login_deadline, ws)
-
-    def _login_deadline(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        if not self._ready and self._ws is ws and not ws.closed:
-            log.warning("session %s: no LOGIN reply within %.0fs", self.name, self.opts.login_timeout)
-            asyncio.ensure_future(ws.close(code=1000, message=b"login timeout"))
 
     def _reset_connection_state(self) -> None:
         self._reg_fifo.clear()
@@ -672,7 +677,9 @@ class KiwoomSession(Session):
                     if msg.ok:
                         s._set(SubState.CONFIRMED)
                         self._emit(
-                            Subscribed(broker=self.broker, session=self.name, type=s.type, item=s.item)
+                            Subscribed(
+                                broker=self.broker, session=self.name, type=s.type, item=s.item
+                            )
                         )
                     else:
                         s._set(SubState.FAILED, msg.message or "REG refused", str(msg.return_code))
@@ -690,7 +697,9 @@ class KiwoomSession(Session):
                     self.subs.pop(s.key, None)
                     s._set(SubState.REMOVED)
                     self._emit(
-                        Unsubscribed(broker=self.broker, session=self.name, type=s.type, item=s.item)
+                        Unsubscribed(
+                            broker=self.broker, session=self.name, type=s.type, item=s.item
+                        )
                     )
             return
         if isinstance(msg, SystemMessage):
@@ -793,7 +802,9 @@ class KISSession(Session):
         pending = self._pending.pop((msg.tr_id, msg.tr_key), None)
         if pending is None:
             if not msg.ok:
-                log.warning("session %s: %s %s for %s/%s", self.name, code, msg.msg1, msg.tr_id, msg.tr_key)
+                log.warning(
+                    "session %s: %s %s for %s/%s", self.name, code, msg.msg1, msg.tr_id, msg.tr_key
+                )
             return
         op, s = pending
         if op == "sub":
@@ -802,7 +813,9 @@ class KISSession(Session):
             if msg.ok:
                 self._approval_retried = False
                 s._set(SubState.CONFIRMED)
-                self._emit(Subscribed(broker=self.broker, session=self.name, type=s.type, item=s.item))
+                self._emit(
+                    Subscribed(broker=self.broker, session=self.name, type=s.type, item=s.item)
+                )
             else:
                 reason = f"{msg.msg1} ({code})"
                 s._set(SubState.FAILED, reason, code)
@@ -820,7 +833,9 @@ class KISSession(Session):
             # OPSP0001, or OPSP0003 "not found": either way it is not registered now.
             self.subs.pop(s.key, None)
             s._set(SubState.REMOVED)
-            self._emit(Unsubscribed(broker=self.broker, session=self.name, type=s.type, item=s.item))
+            self._emit(
+                Unsubscribed(broker=self.broker, session=self.name, type=s.type, item=s.item)
+            )
 
 
 def _bind(fn: Callable[[list[Subscription]], None], subs: list[Subscription]) -> Callable[[], None]:
@@ -828,10 +843,8 @@ def _bind(fn: Callable[[list[Subscription]], None], subs: list[Subscription]) ->
 
 
 async def _swallow(task: asyncio.Task[Any]) -> None:
-    try:
+    with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
-    except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
-        pass
 
 
 def _describe(e: BaseException | None) -> str:

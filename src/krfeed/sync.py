@@ -54,7 +54,9 @@ class SyncFeed:
     ) -> list[Subscription]:
         return self._call(self.feed.subscribe(type_, codes, **kw))
 
-    def unsubscribe(self, type_: TypeRef[Any] | str, codes: Sequence[str] | str | None = None) -> None:
+    def unsubscribe(
+        self, type_: TypeRef[Any] | str, codes: Sequence[str] | str | None = None
+    ) -> None:
         self._call(self.feed.unsubscribe(type_, codes))
 
     def stats(self) -> dict[str, Any]:

@@ -132,7 +132,9 @@ class LiveView:
                     txt = Text(fmt(getattr(r, c)))
                     d = getattr(r, c + "_dir", None)
                     if d is not None:
-                        txt.stylize("red" if d.value == "up" else "blue" if d.value == "down" else "")
+                        txt.stylize(
+                            "red" if d.value == "up" else "blue" if d.value == "down" else ""
+                        )
                     cells.append(txt)
                 table.add_row(*cells)
             out.append(table)

@@ -110,9 +110,8 @@ def render(broker: str) -> str:
     out.append(f"\n\nclass {holder}:")
     out.append(f'    """Type constants of {broker} (``Kiwoom.ORDER_EXECUTION`` …)."""\n')
     for t in ts:
-        out.append(
-            f"    {t.constant}: ClassVar[TypeRef[{t.name}]] = TypeRef({broker!r}, {t.code!r}, {t.name})"
-        )
+        ref = f"TypeRef({broker!r}, {t.code!r}, {t.name})"
+        out.append(f"    {t.constant}: ClassVar[TypeRef[{t.name}]] = {ref}")
     out.append("\n\nRECORDS: dict[str, type[" + base + "]] = {")
     for t in ts:
         out.append(f"    {t.code!r}: {t.name},")

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from krfeed.events import Event
+from krfeed.jsonout import dumps
+from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import Record
 from krfeed.schema.catalog import get_type
 from krfeed.schema.core import RealtimeType
@@ -108,3 +111,42 @@ def table_for(broker: str, code: str) -> Table:
 
 def table_of(record: Record) -> Table:
     return table_for(record.broker, record.type)
+
+
+# ---- control events and decode errors: one table each, shared by every table sink ----
+
+#: Control events (Connected, Disconnected, Reconnected, …): the event's own fields other than
+#: broker/session/at go to ``detail`` as a JSON object.
+EVENTS_TABLE = "krfeed_events"
+EVENT_COLUMNS: tuple[Column, ...] = (
+    Column("at", "timestamp"),
+    Column("broker", "text"),
+    Column("session", "text"),
+    Column("event", "text"),
+    Column("detail", "text"),
+)
+
+#: Frames (or entries of frames) that could not be decoded, kept whole.
+DECODE_ERRORS_TABLE = "krfeed_decode_errors"
+DECODE_ERROR_COLUMNS: tuple[Column, ...] = (
+    Column("received_at", "timestamp"),
+    Column("broker", "text"),
+    Column("type", "text"),
+    Column("reason", "text"),
+    Column("raw", "text"),
+)
+
+_EVENT_BASE = frozenset({"broker", "session", "at"})
+
+
+def event_row(event: Event) -> tuple[Any, ...]:
+    """Values of :data:`EVENT_COLUMNS` for a control event."""
+    detail = {
+        name: getattr(event, name) for name in event.__struct_fields__ if name not in _EVENT_BASE
+    }
+    return (event.at, event.broker, event.session, type(event).__name__, dumps(detail))
+
+
+def decode_error_row(error: DecodeError) -> tuple[Any, ...]:
+    """Values of :data:`DECODE_ERROR_COLUMNS` for a decode error."""
+    return (error.received_at, error.broker, error.type, error.reason, error.raw)

@@ -1,0 +1,227 @@
+"""The other half of the NATS sink: a durable JetStream consumer that moves recorded items from
+the bus into sinks (``krfeed consume nats://… --to postgresql://…``).
+
+Delivery: messages are fetched in batches from a durable pull consumer (explicit acks), decoded
+(:func:`krfeed.sinks.codec.decode_payload`) and written to every sink; the batch is acknowledged
+only after every sink's ``write`` returned, i.e. committed. A sink that fails is retried (only
+that sink) with backoff while the messages' ack timers are extended; a consumer that stops,
+crashes or is cancelled before acking leaves the messages to be redelivered — at-least-once, made
+effectively exactly-once by sinks that are idempotent on the item id (PostgreSQL).
+
+A message that is not a krfeed payload is not dropped: it is written to the sinks as a
+:class:`~krfeed.protocol.messages.DecodeError` carrying the payload, then acknowledged.
+
+Nothing is printed: progress is in the :class:`ConsumeStatus` the function updates and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js import api
+
+from krfeed.events import Event
+from krfeed.protocol.messages import DecodeError
+from krfeed.records.base import Record
+from krfeed.sinks import open_sink
+from krfeed.sinks.base import Item, Sink
+from krfeed.sinks.codec import PayloadError, decode_payload
+from krfeed.sinks.nats import split_url
+
+
+@dataclass(slots=True)
+class ConsumeStatus:
+    """Live counters of one :func:`consume` run (updated in place)."""
+
+    stream: str = ""
+    durable: str = ""
+    running: bool = False
+    batches: int = 0  # batches written to every sink and acknowledged
+    messages: int = 0  # messages acknowledged
+    records: int = 0
+    events: int = 0
+    errors: int = 0  # DecodeError items (recorded ones and undecodable messages)
+    undecodable: int = 0  # messages that were not krfeed payloads
+    redelivered: int = 0  # messages delivered more than once (a previous consumer did not ack)
+    sink_failures: int = 0  # failed sink writes (each retried)
+    last_error: str = ""
+    started: float = field(default_factory=time.time)
+
+
+async def consume(
+    nats_url: str,
+    sinks: Sequence[Sink | str],
+    *,
+    durable: str = "krfeed-consume",
+    subjects: str = "krfeed.>",
+    stream: str | None = None,
+    batch: int = 500,
+    max_wait: float = 1.0,
+    ack_wait: float = 30.0,
+    stop: asyncio.Event | None = None,
+    status: ConsumeStatus | None = None,
+) -> ConsumeStatus:
+    """Move items from JetStream into ``sinks`` until ``stop`` is set (or the task is cancelled).
+
+    ``nats_url``: ``nats://host:4222`` (``?stream=NAME`` optional; otherwise the stream that
+    captures ``subjects`` is looked up). ``sinks``: opened :class:`~krfeed.sinks.base.Sink`
+    objects (left open) or sink URLs (opened and closed here). ``durable``: the consumer's
+    name — restarting with the same name resumes after the last acknowledged message.
+    ``batch``: messages fetched and written per transaction; ``max_wait``: seconds a fetch
+    waits for messages (and so how soon ``stop`` is noticed); ``ack_wait``: seconds before an
+    unacknowledged message is redelivered (set when the consumer is created).
+    """
+    st = status if status is not None else ConsumeStatus()
+    st.durable = durable
+    stop = stop if stop is not None else asyncio.Event()
+    server, query = split_url(nats_url)
+    owned: list[Sink] = []
+    targets: list[Sink] = []
+    nc = None
+    try:
+        for s in sinks:
+            if isinstance(s, str):
+                sink = open_sink(s)
+                await sink.open()
+                owned.append(sink)
+                targets.append(sink)
+            else:
+                targets.append(s)
+        if not targets:
+            raise ValueError("consume needs at least one sink")
+
+        async def on_error(e: Exception) -> None:
+            st.last_error = f"{type(e).__name__}: {e}"
+
+        nc = await nats.connect(
+            servers=[server],
+            name=f"krfeed-consume:{durable}",
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            error_cb=on_error,
+        )
+        js = nc.jetstream()
+        stream_name = (
+            stream or query.get("stream") or await js.find_stream_name_by_subject(subjects)
+        )
+        st.stream = stream_name
+        config = api.ConsumerConfig(
+            durable_name=durable,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_wait=ack_wait,
+            max_deliver=-1,
+            filter_subject=subjects,
+            max_ack_pending=max(batch * 4, 1000),
+        )
+        psub = await js.pull_subscribe(subjects, durable=durable, stream=stream_name, config=config)
+        st.running = True
+        while not stop.is_set():
+            try:
+                msgs = await psub.fetch(batch, timeout=max_wait)
+            except nats.errors.TimeoutError:
+                continue
+            except (nats.errors.Error, nats.js.errors.Error, OSError) as e:
+                st.last_error = f"fetch: {type(e).__name__}: {e}"
+                await _sleep_or_stop(stop, 0.5)
+                continue
+            if not msgs:
+                continue
+            items = [_decode(m, st) for m in msgs]
+            if not await _write_all(targets, items, msgs, stop, st):
+                # Stopped before every sink committed: hand the messages back now rather than
+                # after ack_wait (a sink that did commit them stores them once: idempotent ids).
+                for m in msgs:
+                    with contextlib.suppress(Exception):
+                        await m.nak()
+                break
+            for m in msgs:
+                await m.ack()
+            await nc.flush()
+            st.batches += 1
+            st.messages += len(msgs)
+            for it in items:
+                if isinstance(it, Record):
+                    st.records += 1
+                elif isinstance(it, DecodeError):
+                    st.errors += 1
+                elif isinstance(it, Event):
+                    st.events += 1
+    finally:
+        st.running = False
+        if nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), timeout=5)
+        for sink in owned:
+            with contextlib.suppress(Exception):
+                await sink.close()
+    return st
+
+
+def _decode(msg: Msg, st: ConsumeStatus) -> Item:
+    md = msg.metadata
+    if md.num_delivered > 1:
+        st.redelivered += 1
+    try:
+        return decode_payload(msg.data)
+    except PayloadError as e:
+        st.undecodable += 1
+        # Deterministic (no receive time): a redelivered bad message is recorded once.
+        return DecodeError(
+            broker="",
+            raw=msg.data.decode("utf-8", "replace"),
+            reason=f"NATS {md.stream} seq {md.sequence.stream} ({msg.subject}): {e}",
+        )
+
+
+async def _write_all(
+    sinks: list[Sink],
+    items: list[Item],
+    msgs: list[Msg],
+    stop: asyncio.Event,
+    st: ConsumeStatus,
+) -> bool:
+    """Write ``items`` to every sink, retrying failed ones; False if stopped before done."""
+    todo = list(sinks)
+    delay = 0.2
+    while todo:
+        results = await asyncio.gather(*(s.write(items) for s in todo), return_exceptions=True)
+        failed: list[Sink] = []
+        for sink, res in zip(todo, results, strict=True):
+            if isinstance(res, BaseException):
+                if not isinstance(res, Exception):
+                    raise res  # cancellation and the like
+                st.sink_failures += 1
+                st.last_error = f"{sink!r}: {type(res).__name__}: {res}"
+                failed.append(sink)
+        todo = failed
+        if not todo:
+            return True
+        # Keep the messages ours while the sink recovers.
+        for m in msgs:
+            with contextlib.suppress(Exception):
+                await m.in_progress()
+        if await _sleep_or_stop(stop, delay * (0.5 + random.random())):
+            return False
+        delay = min(delay * 2, 5.0)
+    return True
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds``; True if ``stop`` was set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    return stop.is_set()
+
+
+__all__ = ["ConsumeStatus", "consume"]

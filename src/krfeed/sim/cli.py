@@ -1,0 +1,137 @@
+"""The ``krfeed sim`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from krfeed.sim.config import SimConfig
+from krfeed.sim.faults import ACTIONS, parse_fault
+
+
+def parse_fault_flag(spec: str) -> tuple[str, dict[str, Any], float, float]:
+    """``ACTION[:key=value,…][@START[/EVERY]]`` -> (action, params, start, every)."""
+    when = ""
+    if "@" in spec:
+        spec, when = spec.split("@", 1)
+    action, _, rest = spec.partition(":")
+    params: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        k, eq, v = part.partition("=")
+        if not eq:
+            raise ValueError(f"fault parameter {part!r} is not key=value")
+        params[k.strip()] = v.strip()
+    start_s, _, every_s = when.partition("/")
+    try:
+        start = float(start_s) if start_s else 0.0
+        every = float(every_s) if every_s else 0.0
+    except ValueError:
+        raise ValueError(f"fault timing {when!r} is not START[/EVERY] in seconds") from None
+    parse_fault(action.strip(), dict(params))  # validate now, fail before starting
+    return action.strip(), params, start, every
+
+
+async def _run(config: SimConfig, faults: list[tuple[str, dict[str, Any], float, float]]) -> None:
+    from krfeed.sim.server import Simulator
+
+    sim = Simulator(config)
+    await sim.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    async def inject(action: str, params: dict[str, Any], start: float, every: float) -> None:
+        await asyncio.sleep(start)
+        while True:
+            sim.fault(action, **params)
+            if every <= 0:
+                return
+            await asyncio.sleep(every)
+
+    tasks = [asyncio.create_task(inject(*f)) for f in faults]
+    sys.stdout.write(f"krfeed sim ready: {sim.url}\n")
+    sys.stdout.flush()
+    try:
+        await stop.wait()
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await sim.stop()
+
+
+def sim_command(
+    host: Annotated[str, typer.Option(help="address to bind (loopback by default)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port (0 = pick a free one)")] = 8765,
+    seed: Annotated[int, typer.Option(help="seed of the market model")] = 1,
+    rate: Annotated[float, typer.Option(help="records per second per subscription")] = 5.0,
+    auto_orders: Annotated[
+        float, typer.Option("--auto-orders", help="orders per second placed automatically")
+    ] = 0.0,
+    mock: Annotated[bool, typer.Option("--mock", help="behave like the 모의투자 servers")] = False,
+    credentials: Annotated[
+        Path | None,
+        typer.Option(help="JSON or TOML table of appkey = secret (replaces sim-app-1..8)"),
+    ] = None,
+    ping_interval: Annotated[
+        float, typer.Option("--ping-interval", help="seconds between PING/PINGPONG")
+    ] = 10.0,
+    ping_timeout: Annotated[
+        float | None,
+        typer.Option("--ping-timeout", help="disconnect after this long without an echo"),
+    ] = None,
+    page_size: Annotated[int, typer.Option("--page-size", help="rows per inquiry page")] = 10,
+    session_cycle: Annotated[
+        float | None,
+        typer.Option("--session-cycle", help="seconds of one simulated trading day"),
+    ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fault",
+            help="inject a fault: ACTION or ACTION:key=value,… optionally @START or "
+            "@START/EVERY (seconds), e.g. drop@30/60 or silence:seconds=5@10; "
+            f"actions: {', '.join(ACTIONS)}",
+        ),
+    ] = None,
+) -> None:
+    """Run the simulator of both brokers (Kiwoom and KIS) on one port."""
+    err = typer.echo
+    try:
+        faults = [parse_fault_flag(f) for f in fault or []]
+    except ValueError as e:
+        err(f"krfeed: {e}", err=True)
+        raise typer.Exit(2) from None
+    config = SimConfig(
+        host=host,
+        port=port,
+        seed=seed,
+        rate=rate,
+        auto_orders=auto_orders,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        mock=mock,
+        credentials=credentials,
+        page_size=page_size,
+        session_cycle=session_cycle,
+    )
+    try:
+        config.credential_table()
+    except (OSError, ValueError) as e:
+        err(f"krfeed: cannot read credentials: {e}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        asyncio.run(_run(config, faults))
+    except OSError as e:
+        err(f"krfeed: cannot serve on {host}:{port}: {e.strerror or e}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,266 @@
+"""NATS JetStream sink (``nats://host:4222?stream=KRFEED``, extra ``krfeed[nats]``).
+
+Each item becomes one message:
+
+- records on ``<prefix>.<broker>.<type>.<item>`` (``krfeed.kis.H0STPGM0.005930``,
+  ``krfeed.kiwoom.00._`` for an account push with an empty item),
+- control events on ``<prefix>.<broker>._event.<EventName>``,
+- decode errors on ``<prefix>.<broker>._error.<type>``.
+
+Subject tokens keep ``A-Z a-z 0-9 _ -``; any other character becomes ``_`` and an empty token is
+``_`` (the payload carries the exact values). ``prefix`` defaults to ``krfeed``; the stream
+(``stream=``, default ``KRFEED``) is created with subjects ``<prefix>.>`` if it does not exist,
+and an existing stream must capture ``<prefix>.>``.
+
+Payload: JSON (via msgspec), the same object as a line of krfeed's JSONL output — chosen over
+msgpack because any NATS client, ``nats sub`` and ``jq`` read it without a schema, and it needs
+no extra dependency; :func:`krfeed.sinks.codec.decode_payload` turns it back into the exact
+record. Messages carry ``Nats-Msg-Id`` = the hex of the item's deterministic id
+(:func:`krfeed.sinks.codec.item_id`), so JetStream drops a republished duplicate that arrives
+within the stream's duplicate window (``duplicate_window``, 2 minutes by default, set when this
+sink creates the stream); a duplicate that arrives later is stored again and removed downstream
+by the PostgreSQL sink, whose primary key is the same id.
+
+``write`` publishes the whole batch without waiting in between (pipelined), then waits for every
+publish acknowledgement; messages not acknowledged within ``ack_timeout`` are published again
+(same Msg-Id) until ``retry_for`` seconds have passed, then ``write`` raises. A retried message
+can land after later ones of its batch: order is by ``received_at``, not by stream sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.js import api
+
+from krfeed.events import Event
+from krfeed.protocol.messages import DecodeError
+from krfeed.records.base import Record
+from krfeed.sinks.base import Item
+from krfeed.sinks.codec import encode_with_id
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
+MSG_ID = "Nats-Msg-Id"
+
+
+def token(text: str) -> str:
+    """A safe NATS subject token for ``text``."""
+    return _UNSAFE.sub("_", text) or "_"
+
+
+def subject_of(item: Item, prefix: str = "krfeed") -> str:
+    """The subject an item is published on."""
+    if isinstance(item, Record):
+        return f"{prefix}.{item.broker}.{token(item.type)}.{token(item.item)}"
+    if isinstance(item, DecodeError):
+        return f"{prefix}.{token(item.broker)}._error.{token(item.type)}"
+    if isinstance(item, Event):
+        return f"{prefix}.{token(item.broker)}._event.{type(item).__name__}"
+    raise TypeError(f"cannot publish {type(item).__name__}")
+
+
+def split_url(url: str) -> tuple[str, dict[str, str]]:
+    """``nats://host:port?a=b`` -> (server URL without the query, query parameters)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit(parts._replace(query="", fragment="")), query
+
+
+@dataclass(slots=True)
+class NATSStats:
+    batches: int = 0
+    published: int = 0  # messages acknowledged by JetStream (new or duplicate)
+    duplicates: int = 0  # of those, dropped by the server as already stored (Msg-Id)
+    retries: int = 0  # publishes sent again after an error or a missing ack
+    last_error: str = ""
+
+
+class NATSSink:
+    """Publishes every item to JetStream and returns from ``write`` once all are acknowledged.
+
+    ``url``: ``nats://[user:pass@]host:port[?stream=NAME&prefix=TOKEN]``; keywords override the
+    query. ``duplicate_window`` (seconds) applies when this sink creates the stream.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        stream: str | None = None,
+        prefix: str | None = None,
+        duplicate_window: float = 120.0,
+        ack_timeout: float = 10.0,
+        retry_for: float = 30.0,
+        max_pending: int = 4000,
+        create_stream: bool = True,
+    ) -> None:
+        self.url = url
+        self._server, query = split_url(url)
+        self.stream: str = stream or query.get("stream") or "KRFEED"
+        self.prefix: str = prefix or query.get("prefix") or "krfeed"
+        if not re.fullmatch(r"[A-Za-z0-9_\-]+", self.stream):
+            raise ValueError(f"bad stream name {self.stream!r}")
+        if not all(re.fullmatch(r"[A-Za-z0-9_\-]+", t) for t in self.prefix.split(".")):
+            raise ValueError(f"bad subject prefix {self.prefix!r}")
+        self.duplicate_window = duplicate_window
+        self.ack_timeout = ack_timeout
+        self.retry_for = retry_for
+        self.max_pending = max_pending
+        self.create_stream = create_stream
+        self.stats = NATSStats()
+        self._nc: Any = None
+        self._js: Any = None
+
+    def __repr__(self) -> str:
+        p = urlsplit(self._server)
+        return f"NATSSink({p.hostname}:{p.port or 4222}, stream={self.stream!r})"
+
+    async def open(self) -> None:
+        if self._nc is not None:
+            return
+
+        async def on_error(e: Exception) -> None:
+            self.stats.last_error = f"{type(e).__name__}: {e}"
+
+        deadline = time.monotonic() + self.retry_for
+        while True:
+            try:
+                self._nc = await nats.connect(
+                    servers=[self._server],
+                    name="krfeed",
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    error_cb=on_error,
+                )
+                break
+            except (nats.errors.Error, OSError, TimeoutError) as e:
+                self.stats.last_error = f"{type(e).__name__}: {e}"
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+        self._js = self._nc.jetstream(publish_async_max_pending=self.max_pending)
+        try:
+            await self._check_stream()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _check_stream(self) -> None:
+        wanted = f"{self.prefix}.>"
+        try:
+            info = await self._js.stream_info(self.stream)
+        except nats.js.errors.NotFoundError:
+            if not self.create_stream:
+                raise
+            cfg = api.StreamConfig(
+                name=self.stream,
+                subjects=[wanted],
+                storage=api.StorageType.FILE,
+                duplicate_window=self.duplicate_window,
+            )
+            try:
+                info = await self._js.add_stream(cfg)
+            except nats.js.errors.BadRequestError:
+                info = await self._js.stream_info(self.stream)  # created meanwhile by a peer
+        subjects = info.config.subjects or []
+        if not any(_covers(s, wanted) for s in subjects):
+            raise ValueError(
+                f"stream {self.stream!r} has subjects {subjects}, which do not capture {wanted!r}"
+            )
+        if info.config.duplicate_window:
+            self.duplicate_window = float(info.config.duplicate_window)
+
+    async def close(self) -> None:
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None and not nc.is_closed:
+            with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
+                await asyncio.wait_for(nc.close(), timeout=5)
+
+    async def write(self, batch: list[Item]) -> None:
+        """Publish ``batch``; returns when JetStream acknowledged every message."""
+        if not batch:
+            return
+        if self._js is None:
+            raise RuntimeError("NATSSink is not open (await sink.open() first)")
+        msgs: list[tuple[str, bytes, dict[str, str]]] = []
+        for item in batch:
+            payload, rid = encode_with_id(item)
+            msgs.append((subject_of(item, self.prefix), payload, {MSG_ID: rid.hex()}))
+        pending = msgs
+        deadline = time.monotonic() + self.retry_for
+        delay = 0.1
+        while True:
+            pending, error = await self._publish(pending)
+            if not pending:
+                break
+            self.stats.retries += len(pending)
+            self.stats.last_error = error
+            if time.monotonic() + delay > deadline:
+                raise ConnectionError(f"{len(pending)} of {len(msgs)} not acknowledged: {error}")
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 2.0)
+        self.stats.batches += 1
+
+    async def _publish(
+        self, msgs: list[tuple[str, bytes, dict[str, str]]]
+    ) -> tuple[list[tuple[str, bytes, dict[str, str]]], str]:
+        """Publish all, await all acks; returns (messages to send again, last error)."""
+        again: list[tuple[str, bytes, dict[str, str]]] = []
+        error = ""
+        # Chunks of at most max_pending: publish_async never waits for a free slot.
+        for i in range(0, len(msgs), self.max_pending):
+            chunk = msgs[i : i + self.max_pending]
+            futures: list[asyncio.Future[Any] | None] = []
+            for subject, payload, headers in chunk:
+                try:
+                    fut = await self._js.publish_async(
+                        subject, payload, stream=self.stream, headers=dict(headers)
+                    )
+                except Exception as e:  # not sent (e.g. reconnect buffer full): send again
+                    error = f"{type(e).__name__}: {e}"
+                    fut = None
+                futures.append(fut)
+            live = [f for f in futures if f is not None]
+            if live:
+                _, not_done = await asyncio.wait(live, timeout=self.ack_timeout)
+                for f in not_done:
+                    f.cancel()  # frees its slot; the message is published again
+            for msg, fut in zip(chunk, futures, strict=True):
+                if fut is None or fut.cancelled():
+                    error = error or f"no acknowledgement within {self.ack_timeout}s"
+                    again.append(msg)
+                    continue
+                exc = fut.exception()
+                if exc is not None:
+                    error = f"{type(exc).__name__}: {exc}"
+                    again.append(msg)
+                    continue
+                self.stats.published += 1
+                if fut.result().duplicate:
+                    self.stats.duplicates += 1
+        return again, error
+
+
+def _covers(pattern: str, subject: str) -> bool:
+    """Whether stream subject ``pattern`` captures every subject matched by ``subject``."""
+    p, s = pattern.split("."), subject.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return True
+        if i >= len(s) or s[i] == ">" or (tok != "*" and tok != s[i]):
+            return False
+    return len(p) == len(s)
+
+
+__all__ = ["MSG_ID", "NATSSink", "NATSStats", "split_url", "subject_of", "token"]

@@ -1,0 +1,41 @@
+"""File-like sink URLs: ``sqlite:///PATH``, ``jsonl:///PATH`` (or ``jsonl:-``), ``parquet:///DIR``.
+
+Everything after ``scheme:///`` is the path, verbatim, as in SQLAlchemy's SQLite URLs:
+``sqlite:///krfeed.db`` is ``./krfeed.db`` and ``sqlite:////var/data/krfeed.db`` (an f-string
+``f"sqlite:///{absolute_path}"``) is absolute. ``scheme:PATH`` and ``scheme://PATH`` are accepted
+too. Options follow a ``?`` as a query string (``jsonl:///out.jsonl?rotate=daily``).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, unquote
+
+from krfeed.sinks import SinkError
+
+
+class SinkURLError(SinkError):
+    """A file sink URL that cannot be used (wrong scheme, empty path, unknown option)."""
+
+
+def parse_path_url(url: str, scheme: str) -> tuple[str, dict[str, str]]:
+    """``(path, options)`` of ``scheme:///path?opt=value``."""
+    head, sep, rest = url.partition(":")
+    if not sep or head.lower() != scheme:
+        raise SinkURLError(f"not a {scheme} URL: {url!r} (expected {scheme}:///PATH)")
+    rest, _, query = rest.partition("?")
+    if rest.startswith("///"):
+        rest = rest[3:]
+    elif rest.startswith("//"):
+        rest = rest[2:]
+    path = unquote(rest)
+    if not path:
+        raise SinkURLError(f"{url!r} has no path (expected {scheme}:///PATH)")
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    return path, options
+
+
+def check_options(url: str, options: dict[str, str], known: set[str]) -> None:
+    unknown = sorted(set(options) - known)
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise SinkURLError(f"{url!r}: unknown option(s) {', '.join(unknown)} (allowed: {allowed})")
