@@ -325,6 +325,11 @@ class Feed:
     async def record(self, record: Record) -> None:
         await self._queue.put(record, not record.account)
 
+    def inject(self, item: FeedItem | Any) -> None:
+        """Put an item of your own into the stream (never dropped), e.g. reconciled order
+        events; it is delivered in order with everything else."""
+        self._queue.put_nowait_control(item)
+
     def raw(self, session: str, conn: int, received_at: datetime, text: str) -> None:
         if self._on_raw is not None:
             broker = session.split("#", 1)[0]
