@@ -187,12 +187,6 @@ class Recorder:
             self._running = False
             await self._close_sinks()
 
-    async def __aenter__(self) -> Recorder:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop()
-
     # ---- observability ----
 
     def status(self) -> dict[str, Any]:

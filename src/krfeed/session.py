@@ -255,7 +255,7 @@ class Session:
             live = [s for s in self.subs.values() if s.state == SubState.CONFIRMED]
             try:
                 async with asyncio.timeout(min(1.0, timeout / 2)):
-                    for frame in self._unsubscribe_frames(live, on_close=True):
+                    for frame, _ in self._unsubscribe_frames(live):
                         await ws.send_str(frame)
             except (TimeoutError, ConnectionError, aiohttp.ClientError, RuntimeError):
                 pass
@@ -292,7 +292,7 @@ class Session:
     def _subscribe_frames(self, subs: list[Subscription]) -> list[tuple[str, list[Subscription]]]:
         raise NotImplementedError
 
-    def _unsubscribe_frames(self, subs: list[Subscription], on_close: bool = False) -> list[str]:
+    def _unsubscribe_frames(self, subs: list[Subscription]) -> list[tuple[str, list[Subscription]]]:
         raise NotImplementedError
 
     def _sent_subscribe(self, subs: list[Subscription]) -> None:
@@ -453,9 +453,8 @@ class Session:
         for s in subs:
             s._set(SubState.PENDING)
             s.reason = "unsubscribing"
-        frames = self._unsubscribe_frames(subs)
-        for frame in frames:
-            self._ops.put_nowait((frame, _bind(self._sent_unsubscribe, subs)))
+        for frame, group in self._unsubscribe_frames(subs):
+            self._ops.put_nowait((frame, _bind(self._sent_unsubscribe, group)))
 
     async def _sender(
         self,
@@ -616,25 +615,16 @@ class KiwoomSession(Session):
         return out
 
     def _subscribe_frames(self, subs: list[Subscription]) -> list[tuple[str, list[Subscription]]]:
-        frames = []
-        for g, blocks in self._blocks(subs).items():
-            group = [s for s in subs if s.group == g]
-            frames.append((self.codec.register(blocks, grp_no=g, refresh=True), group))
-        return frames
+        return [
+            (self.codec.register(blocks, grp_no=g, refresh=True), [s for s in subs if s.group == g])
+            for g, blocks in self._blocks(subs).items()
+        ]
 
-    def _unsubscribe_frames(self, subs: list[Subscription], on_close: bool = False) -> list[str]:
-        return [self.codec.remove(blocks, grp_no=g) for g, blocks in self._blocks(subs).items()]
-
-    def _queue_unsubscribe(self, subs: list[Subscription]) -> None:
-        assert self._ops is not None
-        for s in subs:
-            s._set(SubState.PENDING)
-            s.reason = "unsubscribing"
-        for g, blocks in self._blocks(subs).items():
-            group = [s for s in subs if s.group == g]
-            self._ops.put_nowait(
-                (self.codec.remove(blocks, grp_no=g), _bind(self._sent_unsubscribe, group))
-            )
+    def _unsubscribe_frames(self, subs: list[Subscription]) -> list[tuple[str, list[Subscription]]]:
+        return [
+            (self.codec.remove(blocks, grp_no=g), [s for s in subs if s.group == g])
+            for g, blocks in self._blocks(subs).items()
+        ]
 
     def _sent_subscribe(self, subs: list[Subscription]) -> None:
         self._reg_fifo.append(subs)
@@ -757,17 +747,8 @@ class KISSession(Session):
     def _subscribe_frames(self, subs: list[Subscription]) -> list[tuple[str, list[Subscription]]]:
         return [(self.codec.subscribe(s.type, s.item), [s]) for s in subs]
 
-    def _unsubscribe_frames(self, subs: list[Subscription], on_close: bool = False) -> list[str]:
-        return [self.codec.unsubscribe(s.type, s.item) for s in subs]
-
-    def _queue_unsubscribe(self, subs: list[Subscription]) -> None:
-        assert self._ops is not None
-        for s in subs:
-            s._set(SubState.PENDING)
-            s.reason = "unsubscribing"
-            self._ops.put_nowait(
-                (self.codec.unsubscribe(s.type, s.item), _bind(self._sent_unsubscribe, [s]))
-            )
+    def _unsubscribe_frames(self, subs: list[Subscription]) -> list[tuple[str, list[Subscription]]]:
+        return [(self.codec.unsubscribe(s.type, s.item), [s]) for s in subs]
 
     def _sent_subscribe(self, subs: list[Subscription]) -> None:
         for s in subs:
