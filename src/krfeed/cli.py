@@ -188,7 +188,7 @@ def _setup_logging(verbose: bool) -> None:
     import logging
 
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
+        level=logging.INFO if verbose else logging.ERROR,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -313,7 +313,7 @@ async def _stream(
             await run_feed(brokers, [sub], update, count=count, duration=duration, on_raw=on_raw)
     finally:
         if journal is not None:
-            journal.close()
+            await journal.aclose()
 
 
 from krfeed.sim.cli import sim_command  # noqa: E402

@@ -373,7 +373,7 @@ class Session:
     def _fail(self, reason: str, code: str) -> None:
         self.failed = reason
         self.stats.state = "failed"
-        log.error("session %s stopped: %s", self.name, reason)
+        log.warning("session %s stopped: %s", self.name, reason)
         self._emit(SessionFailed(broker=self.broker, session=self.name, reason=reason, code=code))
         self._emit(Disconnected(broker=self.broker, session=self.name, reason=reason, fatal=True))
         for s in self.subs.values():
