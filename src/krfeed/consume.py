@@ -62,7 +62,7 @@ async def consume(
     sinks: Sequence[Sink | str],
     *,
     durable: str = "krfeed-consume",
-    subjects: str = "krfeed.>",
+    subjects: str | None = None,
     stream: str | None = None,
     batch: int = 500,
     max_wait: float = 1.0,
@@ -72,10 +72,12 @@ async def consume(
 ) -> ConsumeStatus:
     """Move items from JetStream into ``sinks`` until ``stop`` is set (or the task is cancelled).
 
-    ``nats_url``: ``nats://host:4222`` (``?stream=NAME`` optional; otherwise the stream that
-    captures ``subjects`` is looked up). ``sinks``: opened :class:`~krfeed.sinks.base.Sink`
-    objects (left open) or sink URLs (opened and closed here). ``durable``: the consumer's
-    name — restarting with the same name resumes after the last acknowledged message.
+    ``nats_url``: ``nats://host:4222``, optionally with ``?stream=NAME&prefix=TOKEN`` as for
+    the NATS sink. ``subjects``: what to consume (default ``<prefix>.>``, i.e. ``krfeed.>``);
+    without ``stream`` the stream that captures ``subjects`` is looked up. ``sinks``: opened
+    :class:`~krfeed.sinks.base.Sink` objects (left open) or sink URLs (opened and closed
+    here). ``durable``: the consumer's name — restarting with the same name resumes after the
+    last acknowledged message.
     ``batch``: messages fetched and written per transaction; ``max_wait``: seconds a fetch
     waits for messages (and so how soon ``stop`` is noticed); ``ack_wait``: seconds before an
     unacknowledged message is redelivered (set when the consumer is created).
@@ -84,6 +86,7 @@ async def consume(
     st.durable = durable
     stop = stop if stop is not None else asyncio.Event()
     server, query = split_url(nats_url)
+    subjects = subjects or f"{query.get('prefix') or 'krfeed'}.>"
     owned: list[Sink] = []
     targets: list[Sink] = []
     nc = None

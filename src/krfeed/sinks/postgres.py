@@ -270,7 +270,7 @@ class PostgresSink:
             )
         if hyper:
             stmts.append(
-                f"SELECT create_hypertable({_literal(self.schema + '.' + t.name)}, "
+                f"SELECT create_hypertable({_literal(name)}, "
                 "'received_at', if_not_exists => TRUE, migrate_data => TRUE)"
             )
         rt = t.rtype
