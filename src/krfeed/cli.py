@@ -229,14 +229,14 @@ def _journal(path: Path | None) -> Any:
 def _run(coro: Any) -> Any:
     import asyncio
 
-    from krfeed.errors import SubscriptionError
+    from krfeed.errors import KrfeedError, SubscriptionError
     from krfeed.runner import FeedFailed
 
     try:
         return asyncio.run(coro)
     except FeedFailed as e:
         raise fail(f"stopped: {e}") from None
-    except SubscriptionError as e:
+    except (SubscriptionError, KrfeedError) as e:
         raise fail(str(e)) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
@@ -439,6 +439,72 @@ def query(
         run_query(db, sql, as_json=as_json)
     except sqlite3.Error as e:
         raise fail(f"SQL error: {e}") from None
+
+
+@app.command()
+def consume(
+    url: Annotated[str, typer.Argument(help="nats://HOST:PORT?stream=KRFEED")],
+    to: Annotated[list[str], typer.Option("--to", help="sink URL (repeatable)")],
+    durable: Annotated[str, typer.Option(help="durable consumer name")] = "krfeed-consume",
+    duration: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Move recorded items from NATS JetStream into sinks, acking only after they committed."""
+    from krfeed.sinks import SinkError, open_sink
+
+    if not url.startswith("nats://"):
+        raise fail(f"consume reads from a nats:// URL, not {url!r}")
+    for u in to:
+        try:
+            open_sink(u)
+        except (SinkError, ValueError) as e:
+            raise fail(str(e)) from None
+    _setup_logging(verbose)
+    status = _run(_consume(url, to, durable, duration))
+    err.print(
+        f"consumed {status.messages:,} messages ({status.records:,} records) into {', '.join(to)}",
+        highlight=False,
+    )
+
+
+async def _consume(url: str, to: list[str], durable: str, duration: float | None) -> Any:
+    import asyncio
+    import signal
+
+    from krfeed.consume import ConsumeStatus
+    from krfeed.consume import consume as run_consume
+
+    stop = asyncio.Event()
+    status = ConsumeStatus()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if duration is not None:
+        loop.call_later(duration, stop.set)
+    live = sys.stderr.isatty()
+
+    async def progress() -> None:
+        while live:
+            await asyncio.sleep(1)
+            err.print(
+                f"\r{status.messages:,} messages, {status.records:,} records, "
+                f"sink failures {status.sink_failures}",
+                end="",
+                highlight=False,
+            )
+
+    task = asyncio.create_task(progress())
+    try:
+        await run_consume(url, to, durable=durable, stop=stop, status=status)
+    except Exception as e:  # one clear line instead of a traceback
+        from krfeed.errors import KrfeedError
+
+        raise KrfeedError(f"consume failed: {e}") from None
+    finally:
+        task.cancel()
+        if live:
+            err.print()
+    return status
 
 
 def main() -> None:

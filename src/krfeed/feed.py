@@ -103,6 +103,13 @@ class Feed:
         self._t0 = time.monotonic()
         self.subscriptions: dict[tuple[str, str, str], Subscription] = {}
 
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The HTTP client the sessions use (for REST calls beside the feed; after start())."""
+        if self._http is None:
+            raise RuntimeError("the feed is not started: await feed.start() first")
+        return self._http
+
     # ---- lifecycle ----
 
     async def __aenter__(self) -> Feed:

@@ -10,6 +10,7 @@ an event loop in a background thread; iteration blocks on a bounded queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Coroutine, Iterator, Sequence
@@ -65,10 +66,11 @@ class SyncFeed:
     async def _forward(self) -> None:
         try:
             async for item in self.feed:
-                # Blocking put from the loop thread would stall the feed; hand off instead.
+                # A blocking put on the loop thread would stall the feed; hand off instead.
                 await asyncio.to_thread(self._items.put, item)
         finally:
-            await asyncio.to_thread(self._items.put, _END)
+            with contextlib.suppress(queue.Full):
+                self._items.put_nowait(_END)
 
     def __iter__(self) -> Iterator[FeedItem]:
         if self._pump is None:
@@ -84,6 +86,10 @@ class SyncFeed:
             return
         try:
             self._call(self.feed.close(timeout), timeout + 1)
+            if self._pump is not None:
+                self._pump.cancel()
+                with contextlib.suppress(Exception):
+                    self._call(asyncio.sleep(0.05), timeout)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout)

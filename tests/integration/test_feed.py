@@ -349,8 +349,13 @@ async def test_50_forced_disconnects_deliver_every_order_event_exactly_once() ->
             )
             await wait_for(lambda: len(sim.account_events("kiwoom")) > len(got))
             await asyncio.wait_for(pump(len(sim.account_events("kiwoom"))), 10)
+            connects = feed.sessions[0].stats.connects
             sim.fault("drop", broker="kiwoom")
+            # Pushes are not replayed by the broker: only place the next order once the new
+            # connection is logged in and registered again.
+            await wait_for(lambda c=connects: feed.sessions[0].stats.connects > c)
             await asyncio.wait_for(pump(len(got)), 10)
+            await wait_for(lambda: sim_registered(sim)[("00", "")] == 1)
             assert feed.sessions[0].failed is None, round_
         sent = sim.account_events("kiwoom")
         keys = Counter((e["order_no"], e["fill_no"] or "", e["wire"]["913"]) for e in sent)

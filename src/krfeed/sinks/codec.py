@@ -73,15 +73,25 @@ def record_class(broker: str, code: str) -> type[Record]:
 # ---- encoding ----
 
 
+_heads: dict[type, bytes] = {}
+
+
+def _head(cls: type) -> bytes:
+    """``{"broker":…,"type":…,`` of a record class, ``{"event":"Name",`` of an event class."""
+    head = _heads.get(cls)
+    if head is None:
+        if issubclass(cls, Record):
+            obj = {"broker": cls.broker, "type": cls.type}
+        else:
+            obj = {"event": cls.__name__}
+        head = _heads[cls] = _encoder.encode(obj)[:-1] + b","
+    return head
+
+
 def encode_payload(item: Item) -> bytes:
     """The JSON payload of one item (see the module docstring for its shape)."""
-    body = _encoder.encode(item)
-    if isinstance(item, Record):
-        head = _encoder.encode({"broker": item.broker, "type": item.type})
-    else:
-        head = _encoder.encode({"event": type(item).__name__})
-    # Splice the Struct's own encoding after the header keys: one encode, fields in order.
-    return head[:-1] + b"," + body[1:]
+    # The Struct's own encoding (fields in order) spliced after the header keys.
+    return _head(type(item)) + _encoder.encode(item)[1:]
 
 
 def item_id(payload: bytes) -> bytes:

@@ -80,6 +80,8 @@ _KIS_NOTICE_KEY = (
 )
 _ACCOUNT_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
     ("kiwoom", "00"): ("account_no", "order_no", "order_status", "fill_no", "unfilled_qty"),
+    # 04 is a balance snapshot per code: the same snapshot is the same receive.
+    ("kiwoom", "04"): ("account_no", "code", "received_at"),
     ("kis", "H0STCNI0"): _KIS_NOTICE_KEY,
     ("kis", "H0STCNI9"): _KIS_NOTICE_KEY,
 }
