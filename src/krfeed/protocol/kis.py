@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from krfeed.protocol.messages import ControlReply, DecodeError, Ping, UnknownMessage
 from krfeed.records.base import Record
 from krfeed.schema.catalog import types
-from krfeed.schema.compile import explain_failure, kis_decoder
+from krfeed.schema.compile import explain_failure, kis_decoder, kis_frame_decoder
 from krfeed.schema.convert import TradingDay
 from krfeed.schema.core import F
 
@@ -260,7 +260,6 @@ class KISCodec:
                     tr_id,
                 )
             ]
-        dec = kis_decoder(t.code)
         if enc == "1":
             key = self._keys.get(tr_id) or self._default_key
             if key is None:
@@ -290,6 +289,13 @@ class KISCodec:
                 )
             ]
         day = TradingDay(received_at)
+        # int() accepts "1_000", to_int() does not: such payloads take the exact decoders
+        if "_" not in payload:
+            try:
+                return kis_frame_decoder(t.code)(fields, received_at, day)
+            except Exception:
+                pass  # decoded again below, record by record, to say which field is bad
+        dec = kis_decoder(t.code)
         out: list[KISMessage] = []
         for n in range(count):
             off = n * width

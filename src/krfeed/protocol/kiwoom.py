@@ -7,10 +7,12 @@ touches a socket or the event loop.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache, reduce
+from typing import Any, Literal
 
 import msgspec
 
@@ -26,7 +28,12 @@ from krfeed.protocol.messages import (
 )
 from krfeed.records.base import Record
 from krfeed.schema.catalog import get_type, types
-from krfeed.schema.compile import explain_failure, kiwoom_decoder
+from krfeed.schema.compile import (
+    explain_failure,
+    kiwoom_decoder,
+    kiwoom_entry_struct,
+    kiwoom_fast_decoder,
+)
 from krfeed.schema.convert import TradingDay
 from krfeed.schema.core import F
 
@@ -162,6 +169,9 @@ class KiwoomCodec:
                 return [self._err(raw, f"frame is not UTF-8 text ({e.reason})", received_at)]
         else:
             text = frame
+        fast = _real_fast(text, received_at)
+        if fast is not None:
+            return fast
         try:
             msg = _json_decode(text)
         except msgspec.DecodeError as e:
@@ -281,6 +291,42 @@ class KiwoomCodec:
     @staticmethod
     def _err(raw: str, reason: str, received_at: datetime, typ: str = "") -> DecodeError:
         return DecodeError(broker=BROKER, raw=raw, reason=reason, received_at=received_at, type=typ)
+
+
+@cache
+def _real_decoder() -> Callable[[str], Any]:
+    """Decodes a REAL frame straight into typed entries (one Struct per type, tagged by
+    ``type``), whose values are all strings: what the fast decoders take."""
+    entries = [kiwoom_entry_struct(code) for code in types(BROKER)]
+    real = msgspec.defstruct(
+        "Real",
+        [("trnm", Literal["REAL"]), ("data", list[reduce(operator.or_, entries)])],  # type: ignore[misc]
+        gc=False,
+    )
+    return msgspec.json.Decoder(real).decode
+
+
+_fast_of: dict[type, Callable[[Any, str, datetime, TradingDay], Record]] = {}
+
+
+def _real_fast(text: str, received_at: datetime) -> list[KiwoomMessage] | None:
+    """The records of a well-formed REAL frame, or None: anything else (another ``trnm``, an
+    unknown type, a value that is not a string, a bad field) takes the exact path."""
+    try:
+        msg = _real_decoder()(text)
+    except msgspec.DecodeError:  # includes ValidationError
+        return None
+    day = TradingDay(received_at)
+    out: list[KiwoomMessage] = []
+    try:
+        for e in msg.data:
+            dec = _fast_of.get(type(e))
+            if dec is None:
+                dec = _fast_of[type(e)] = kiwoom_fast_decoder(e.__struct_config__.tag)
+            out.append(dec(e.values, e.item.strip(), received_at, day))
+    except Exception:
+        return None
+    return out
 
 
 def _value_of(values: dict[str, Any]) -> Callable[[int, F], Any]:

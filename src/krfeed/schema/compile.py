@@ -1,7 +1,19 @@
 """Per-type decoders and encoders compiled from the declarations.
 
-Each type gets a small generated function (built once, on first use) that converts the wire
+Each type gets small generated functions (built once, on first use) that convert the wire
 values straight into the record class's constructor call: no per-field dispatch at run time.
+
+Two decoders per type:
+
+- the *exact* one (:func:`kis_decoder`, :func:`kiwoom_decoder`) calls one converter of
+  :mod:`krfeed.schema.convert` per field; it defines what a value means;
+- the *fast* one (:func:`kis_frame_decoder`, :func:`kiwoom_fast_decoder`) gives the same
+  records for the inputs it accepts, with the conversions inlined: ``int(v)`` for integers,
+  ``v.strip() or None`` for text, a lookup in a bounded cache for the kinds whose wire strings
+  repeat all day (prices, rates, codes, dates, times). It relies on the caller's guarantees
+  (every value is a ``str``; no ``_`` in the payload, which ``int()`` would accept) and raises
+  on anything unusual, and the codec then decodes the frame again with the exact decoders, so
+  that a bad field is reported by name, exactly as before. ``fast_source()`` shows the code.
 """
 
 from __future__ import annotations
@@ -11,6 +23,9 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+import msgspec
+from msgspec.structs import astuple
+
 from krfeed.records.base import Record
 from krfeed.schema import convert as cv
 from krfeed.schema.catalog import get_type
@@ -19,6 +34,8 @@ from krfeed.schema.enums import ENUM_KINDS
 
 KiwoomDecoder = Callable[[Mapping[str, Any], str, datetime, cv.TradingDay], Record]
 KISDecoder = Callable[[Sequence[str], int, datetime, cv.TradingDay], Record]
+KISFrameDecoder = Callable[[list[str], datetime, cv.TradingDay], list[Any]]
+KiwoomFastDecoder = Callable[[Any, str, datetime, cv.TradingDay], Record]
 
 _SIMPLE = {
     "text": "to_text",
@@ -105,6 +122,184 @@ def kis_decoder(code: str) -> KISDecoder:
     item = "f[o].strip()" if t.keyed else "''"
     src += f"    return Cls(received_at=received_at, item={item}, " + ", ".join(args) + ")\n"
     fn: KISDecoder = _compile(src, f"kis {code}", record_class("kis", code))
+    return fn
+
+
+# ---- fast decoders ----
+
+#: Bounded caches of the converters whose result depends on the wire string alone and whose
+#: strings repeat (a few thousand price levels and rates per day, a handful of codes).
+_MEMO_SIZE = 32_768
+_MEMO_KINDS: dict[str, Callable[[Any], Any]] = {
+    "decimal": cv.to_decimal,
+    "date": cv.to_date,
+    "yn": cv.to_yn,
+    "flag01": cv.to_flag01,
+    "price": cv.to_price,
+    "price_decimal": cv.to_price_decimal,
+    "aggressor_qty": cv.to_aggressor_qty,
+}
+
+
+def _memo_namespace() -> dict[str, Any]:
+    ns: dict[str, Any] = {"MISS": object(), "to_int": cv.to_int, "astuple": astuple}
+    convs: dict[str, Callable[[Any], Any]] = dict(_MEMO_KINDS)
+    for kind in ENUM_KINDS:
+        convs[f"enum_{kind}"] = _NS[f"enum_{kind}"]
+    for name, conv in convs.items():
+        cache, miss = cv.memoized(conv, _MEMO_SIZE)
+        ns[f"{name}_get"] = cache.get
+        ns[f"{name}_miss"] = miss
+    return ns
+
+
+_FAST_NS = _memo_namespace()
+
+
+def _fast_body(t: RealtimeType, checked_ints: bool) -> tuple[list[str], list[str]]:
+    """Statements and constructor arguments of one record; field ``i`` is in ``v{i}``."""
+    pre: list[str] = []
+    args: list[str] = []
+    for i, f in enumerate(t.fields):
+        v = f"v{i}"
+        k = f.kind
+        if k == "text":
+            args.append(f"{f.name}={v}.strip() or None")
+        elif k == "int":
+            # int() also accepts "1_000": where the payload was not checked, such a value goes
+            # to to_int(), which rejects it
+            ok = f"{v} and '_' not in {v}" if checked_ints else v
+            other = f"to_int({v})" if checked_ints else "None"
+            args.append(f"{f.name}=int({v}) if {ok} else {other}")
+        elif k == "time":
+            pre.append(f"t{i} = times_get({v})")
+            pre.append(f"if t{i} is None or t{i} < lo or t{i} > hi:")
+            pre.append(f"    t{i} = day.time({v})")
+            args.append(f"{f.name}=t{i}")
+        else:
+            name = f"enum_{k[5:]}" if k.startswith("enum:") else k
+            memo = f"{name}_get({v}, MISS)"
+            pre.append(f"x{i} = {memo}")
+            pre.append(f"if x{i} is MISS:")
+            pre.append(f"    x{i} = {name}_miss({v})")
+            if k in ("price", "price_decimal", "aggressor_qty"):
+                a, b = f.attrs
+                args.append(f"{a}=x{i}[0]")
+                args.append(f"{b}=x{i}[1]")
+            else:
+                args.append(f"{f.name}=x{i}")
+    return pre, args
+
+
+def _indent(lines: list[str], n: int) -> str:
+    pad = " " * n
+    return "".join(pad + line + "\n" for line in lines)
+
+
+def _prologue(t: RealtimeType) -> str:
+    if not any(f.kind == "time" for f in t.fields):
+        return ""
+    return "    times_get = day.times.get\n    lo = day.lo\n    hi = day.hi\n"
+
+
+def _unpack(t: RealtimeType) -> str:
+    names = ", ".join(f"v{i}" for i in range(len(t.fields)))
+    return names + "," if len(t.fields) == 1 else names
+
+
+def _kis_fast_source(t: RealtimeType) -> str:
+    w = len(t.fields)
+    pre, args = _fast_body(t, checked_ints=False)
+    item = "v0.strip()" if t.keyed else "''"
+    src = "def decode(f, received_at, day):\n" + _prologue(t)
+    src += "    out = []\n"
+    src += f"    for o in range(0, len(f), {w}):\n"
+    src += f"        {_unpack(t)} = f[o:o + {w}]\n"
+    src += _indent(pre, 8)
+    src += f"        out.append(Cls(received_at=received_at, item={item},\n"
+    src += _indent([a + "," for a in args], 12)
+    src += "        ))\n    return out\n"
+    return src
+
+
+def _kiwoom_fast_source(t: RealtimeType) -> str:
+    pre, args = _fast_body(t, checked_ints=True)
+    src = "def decode(v, item, received_at, day):\n" + _prologue(t)
+    src += f"    {_unpack(t)} = astuple(v)\n"
+    src += _indent(pre, 4)
+    src += "    return Cls(received_at=received_at, item=item,\n"
+    src += _indent([a + "," for a in args], 8)
+    src += "    )\n"
+    return src
+
+
+def _compile_fast(src: str, name: str, cls: type[Record]) -> Any:
+    ns = dict(_FAST_NS)
+    ns["Cls"] = cls
+    exec(compile(src, f"<krfeed fast decoder {name}>", "exec"), ns)
+    return ns["decode"]
+
+
+def fast_source(broker: str, code: str) -> str:
+    """The generated source of the fast decoder of a type (for reading and debugging)."""
+    t = get_type(broker, code)
+    return _kiwoom_fast_source(t) if broker == "kiwoom" else _kis_fast_source(t)
+
+
+@cache
+def kis_frame_decoder(code: str) -> KISFrameDecoder:
+    """``decode(fields, received_at, day) -> records`` for every record of one KIS payload.
+
+    ``fields`` is the whole payload split on ``^`` (a multiple of the type's width). Fast path:
+    the payload must contain no ``_``; on any exception decode with :func:`kis_decoder`.
+    """
+    t = get_type("kis", code)
+    fn: KISFrameDecoder = _compile_fast(
+        _kis_fast_source(t), f"kis {code}", record_class("kis", code)
+    )
+    return fn
+
+
+def kiwoom_values_struct(code: str) -> type[msgspec.Struct]:
+    """The ``values`` object of one Kiwoom type as a Struct: field ``f{i}`` is the i-th declared
+    field, under its wire key; absent keys are ``""`` (which means the same as absent)."""
+    return _kiwoom_structs(code)[0]
+
+
+@cache
+def _kiwoom_structs(code: str) -> tuple[type[msgspec.Struct], type[msgspec.Struct]]:
+    t = get_type("kiwoom", code)
+    values = msgspec.defstruct(
+        f"Values{t.code}",
+        [(f"f{i}", str, msgspec.field(default="", name=f.wire)) for i, f in enumerate(t.fields)],
+        gc=False,
+    )
+    entry = msgspec.defstruct(
+        f"Entry{t.code}",
+        [("values", values), ("item", str, "")],
+        tag_field="type",
+        tag=t.code,
+        gc=False,
+    )
+    return values, entry
+
+
+def kiwoom_entry_struct(code: str) -> type[msgspec.Struct]:
+    """One ``data`` entry of a Kiwoom REAL frame of this type: ``type`` (the tag), ``item``,
+    ``values`` (:func:`kiwoom_values_struct`); other keys (``name``) are skipped."""
+    return _kiwoom_structs(code)[1]
+
+
+@cache
+def kiwoom_fast_decoder(code: str) -> KiwoomFastDecoder:
+    """``decode(values, item, received_at, day) -> Record`` from a typed ``values`` Struct.
+
+    Fast path: on any exception decode the entry with :func:`kiwoom_decoder`.
+    """
+    t = get_type("kiwoom", code)
+    fn: KiwoomFastDecoder = _compile_fast(
+        _kiwoom_fast_source(t), f"kiwoom {code}", record_class("kiwoom", code)
+    )
     return fn
 
 

@@ -7,16 +7,19 @@ and raises ValueError on a malformed value; each ``from_*`` is its inverse.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from krfeed.schema.enums import Direction, Side
 
 KST = timezone(timedelta(hours=9), "KST")
-_HALF_DAY = 43200.0
+_KST_OFFSET = timedelta(hours=9)
+_HALF_DAY = timedelta(hours=12)
 _ONE_DAY = timedelta(days=1)
+T = TypeVar("T")
 
 
 def to_text(s: str | None) -> str | None:
@@ -158,19 +161,36 @@ class TradingDay:
 
     The date is the KST date of the receive time; a time more than 12 hours away from the
     receive time belongs to the neighbouring day (frames received just after midnight).
+
+    One is made per frame. ``times`` (HHmmss as sent -> datetime on the date, shared by every
+    frame of that date) and the window ``lo``..``hi`` (receive time ± 12 h) are public so that
+    the compiled decoders can resolve a time inline: a cached time inside the window is the
+    answer; anything else goes through :meth:`time`.
     """
 
-    __slots__ = ("_cache", "_day", "_recv")
+    __slots__ = ("_day", "hi", "lo", "times")
 
-    _shared: ClassVar[dict[tuple[date, str], datetime]] = {}
+    _by_date: ClassVar[dict[date, dict[str, datetime]]] = {}
+    _MAX_TIMES: ClassVar[int] = 100_000  # 86,400 seconds in a day, plus padded variants
 
     def __init__(self, received_at: datetime) -> None:
-        recv = received_at.astimezone(KST)
-        self._recv = recv
-        self._day = recv.date()
-        self._cache = TradingDay._shared
-        if len(self._cache) > 200_000:
-            self._cache.clear()
+        if received_at.tzinfo is UTC:  # the usual case: a shift, not a tz conversion
+            recv = (received_at + _KST_OFFSET).replace(tzinfo=KST)
+        else:
+            recv = received_at.astimezone(KST)
+        day = recv.date()
+        self._day = day
+        self.lo = recv - _HALF_DAY
+        self.hi = recv + _HALF_DAY
+        by_date = TradingDay._by_date
+        times = by_date.get(day)
+        if times is None:
+            if len(by_date) >= 3:  # today, and the neighbours around midnight
+                by_date.clear()
+            times = by_date[day] = {}
+        elif len(times) >= TradingDay._MAX_TIMES:
+            times.clear()
+        self.times = times
 
     @property
     def day(self) -> date:
@@ -179,8 +199,7 @@ class TradingDay:
     def time(self, s: str | None) -> datetime | None:
         if not s:
             return None
-        key = (self._day, s)
-        dt = self._cache.get(key)
+        dt = self.times.get(s)
         if dt is None:
             t = s.strip()
             if not t or t == "000000":
@@ -191,13 +210,32 @@ class TradingDay:
             if h > 23 or m > 59 or sec > 59:
                 raise ValueError(f"{s!r} is not a valid HHmmss time")
             dt = datetime.combine(self._day, time(h, m, sec), KST)
-            self._cache[key] = dt
-        delta = (dt - self._recv).total_seconds()
-        if delta > _HALF_DAY:
+            self.times[s] = dt
+        if dt > self.hi:
             return dt - _ONE_DAY
-        if delta < -_HALF_DAY:
+        if dt < self.lo:
             return dt + _ONE_DAY
         return dt
+
+
+def memoized(conv: Callable[[str], T], maxsize: int) -> tuple[dict[str, T], Callable[[str], T]]:
+    """``(cache, miss)`` for a converter whose result depends on the wire string alone.
+
+    The compiled decoders look a value up in ``cache`` and call ``miss`` (convert, remember,
+    return) when it is not there. Prices, rates, codes and dates repeat all day, so most
+    lookups hit; the cache is emptied when it reaches ``maxsize`` (bounded memory). A value
+    the converter rejects is not remembered: ``miss`` raises exactly what ``conv`` raises.
+    """
+    cache: dict[str, T] = {}
+
+    def miss(s: str) -> T:
+        v = conv(s)
+        if len(cache) >= maxsize:
+            cache.clear()
+        cache[s] = v
+        return v
+
+    return cache, miss
 
 
 # ---- encoders (value -> wire string), used by the simulator, tests and replay tooling ----

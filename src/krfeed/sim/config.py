@@ -51,6 +51,8 @@ class SimConfig:
     max_batch: int = 20
     #: Frames queued for one connection before market data to it is dropped (slow consumer).
     max_queue: int = 10_000
+    #: Account events kept for ``Simulator.account_events`` (the oldest are forgotten).
+    max_account_events: int = 100_000
     #: Stock codes auto-orders trade (None = the model's built-in universe).
     codes: tuple[str, ...] | None = None
     extra: dict[str, str] = field(default_factory=dict)

@@ -18,7 +18,9 @@ ACTIONS: dict[str, dict[str, Any]] = {
     "drop": {},  # abort the TCP connection (no close frame)
     "close": {"code": 1000, "reason": ""},  # clean WebSocket close
     "silence": {"seconds": 5.0},  # data stops, heartbeats go on
-    "half_open": {"seconds": 5.0},  # nothing sent, nothing read; then the socket is aborted
+    # nothing sent, nothing read, then the socket is aborted; hold_session: a close frame from
+    # the client does not free the appkey either (a reconnect meets OPSP8996 meanwhile)
+    "half_open": {"seconds": 5.0, "hold_session": False},
     "malformed": {"count": 1, "rate": 0.0, "seconds": 0.0},  # next N (or a share) of data frames
     "delay_handshake": {"seconds": 2.0, "count": 1},  # the next N WebSocket handshakes
     "refuse_logins": {"seconds": 5.0},  # Kiwoom LOGIN / KIS approval+subscribe fail

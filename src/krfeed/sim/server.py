@@ -144,6 +144,7 @@ class Conn:
         self.ping_pending_since: float | None = None
         self.silence_until = 0.0
         self.half_open_until = 0.0
+        self.hold_session = False
         self.malformed_left = 0
         self.malformed_rate = 0.0
         self.malformed_until = 0.0
@@ -326,7 +327,10 @@ class Simulator:
         self.kis_sessions: dict[str, Conn] = {}
         self._ids = random.Random(f"krfeed-sim-ids:{cfg.seed}")
         self._steps = random.Random(f"krfeed-sim-steps:{cfg.seed}")
-        self.events: dict[str, list[dict[str, Any]]] = {b: [] for b in BROKERS}
+        # What was pushed for orders; bounded so a long-running simulator does not grow forever.
+        self.events: dict[str, deque[dict[str, Any]]] = {
+            b: deque(maxlen=cfg.max_account_events) for b in BROKERS
+        }
         self.counters: Counter[str] = Counter()
         self.connections_total: Counter[str] = Counter()
         self.logins: dict[str, Counter[str]] = {b: Counter() for b in BROKERS}
@@ -502,6 +506,7 @@ class Simulator:
         elif action == "half_open":
             for c in targets:
                 c.half_open_until = now + f.num("seconds")
+                c.hold_session = bool(f.params["hold_session"])
                 c.tasks.append(asyncio.create_task(c.half_open_then_abort(f.num("seconds"))))
             affected = len(targets)
         elif action == "malformed":
@@ -665,7 +670,8 @@ class Simulator:
         delay = self.faults.handshake_delay(broker)
         if delay:
             await asyncio.sleep(delay)
-        ws = web.WebSocketResponse(autoping=False, compress=False, timeout=2.0)
+        # Heartbeats and closes are the simulator's business (half-open sockets answer nothing).
+        ws = web.WebSocketResponse(autoping=False, autoclose=False, compress=False, timeout=2.0)
         await ws.prepare(request)
         self._next_conn += 1
         conn = Conn(self, broker, self._next_conn, ws, request)
@@ -679,8 +685,8 @@ class Simulator:
             while True:
                 msg = await ws.receive()
                 if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-                    if conn.half_open_until > time.monotonic() and msg.type is WSMsgType.CLOSE:
-                        continue
+                    if msg.type is not WSMsgType.CLOSED:
+                        await self._unanswered_close(conn)
                     break
                 if msg.type is WSMsgType.ERROR:
                     break
@@ -702,16 +708,35 @@ class Simulator:
             for t in conn.tasks:
                 t.cancel()
             self.conns.pop(conn.id, None)
-            if conn.appkey is not None:
-                table = self.kiwoom_sessions if broker == "kiwoom" else self.kis_sessions
-                if table.get(conn.appkey) is conn:
-                    del table[conn.appkey]
+            self._release(conn)
             if not ws.closed:
                 try:
                     await asyncio.wait_for(ws.close(), 1.0)
                 except Exception:
                     conn.abort()
         return ws
+
+    def _release(self, conn: Conn) -> None:
+        """Free the appkey's one-session slot if ``conn`` holds it."""
+        if conn.appkey is not None:
+            table = self.kiwoom_sessions if conn.broker == "kiwoom" else self.kis_sessions
+            if table.get(conn.appkey) is conn:
+                del table[conn.appkey]
+
+    async def _unanswered_close(self, conn: Conn) -> None:
+        """Half-open: a close frame is not answered and the socket stays open until the half-open
+        time is over or the client drops the TCP connection. The appkey is freed at once for a
+        new session, unless the fault said ``hold_session`` (then a reconnect meets OPSP8996)."""
+        if conn.half_open_until <= time.monotonic():
+            return
+        if not conn.hold_session:
+            conn.closed = True
+            self._release(conn)
+        while conn.half_open_until > time.monotonic():
+            transport = conn.request.transport
+            if transport is None or transport.is_closing():
+                return
+            await asyncio.sleep(0.05)
 
     # ---- market data ----
 
