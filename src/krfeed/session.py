@@ -107,9 +107,11 @@ class SessionOptions:
     connect_timeout: float = 10.0
     login_timeout: float = 10.0
     #: No frame at all (not even a heartbeat) for this long: the socket is half-open.
-    idle_timeout: float = 60.0
+    #: (KIS sends PINGPONG about every 10 s; Kiwoom's PING interval is undocumented.)
+    idle_timeout: float = 90.0
     #: Subscribed market data silent this long while heartbeats continue: reconnect.
-    #: None disables the data watchdog.
+    #: Each stall in a row without data in between doubles it (up to an hour), so a holiday
+    #: or a halted market costs a few reconnects, not one every few minutes. None disables it.
     stall_timeout: float | None = 120.0
     #: The watchdog only runs within these KST hours on weekdays (None: always).
     market_hours: tuple[dtime, dtime] | None = (dtime(8, 0), dtime(20, 0))
@@ -189,6 +191,8 @@ class Session:
         self._healthy = False
         self._ready_at = 0.0
         self._opened_at = 0.0
+        self._stall_streak = 0
+        self._last_stall_at = 0.0
         self._got_data = False
         self._conn_no = 0
         self._down_since: float | None = None
@@ -387,14 +391,20 @@ class Session:
             raise FatalSession(str(e), e.code) from None
         self._conn_no += 1
         self.stats.state = "connecting"
-        ws = await self._http.ws_connect(
-            self.url,
-            heartbeat=None,  # the brokers' text-level heartbeats are echoed instead
-            autoping=True,
-            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
-            max_msg_size=16 * 1024 * 1024,
-            compress=0,
-        )
+        try:
+            async with asyncio.timeout(self.opts.connect_timeout):
+                ws = await self._http.ws_connect(
+                    self.url,
+                    heartbeat=None,  # the brokers' text-level heartbeats are echoed instead
+                    autoping=True,
+                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
+                    max_msg_size=16 * 1024 * 1024,
+                    compress=0,
+                )
+        except TimeoutError:
+            raise TransientError(
+                f"no WebSocket handshake within {self.opts.connect_timeout:.0f}s"
+            ) from None
         self._ws = ws
         self.stats.connects += 1
         self.stats.state = "connected"
@@ -532,8 +542,13 @@ class Session:
             ]
             if not watched:
                 continue
+            if self.stats.last_data_at > self._last_stall_at:
+                self._stall_streak = 0
+            limit = min(3600.0, st * 2 ** min(self._stall_streak, 8))
             since = now - max(self.stats.last_data_at, self._ready_at)
-            if since > st:
+            if since > limit:
+                self._stall_streak += 1
+                self._last_stall_at = now
                 self.stats.stalls += 1
                 self._emit(
                     Stalled(broker=self.broker, session=self.name, silent_for=round(since, 1))

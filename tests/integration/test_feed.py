@@ -376,3 +376,25 @@ async def test_bad_subscriptions_fail_clearly(sim: Simulator) -> None:
         items = await collect(feed, lambda it: count_of(SubscribeFailed, it) >= 1)
         ev = next(i for i in items if isinstance(i, SubscribeFailed))
         assert ev.code == "OPSP8992" and ev.item == "12"
+
+
+async def test_stalls_in_a_row_back_off_the_watchdog() -> None:
+    # No market data at all (a holiday): each stall doubles the next threshold.
+    cfg = SimConfig(port=0, seed=8, rate=0.0, ping_interval=0.2)
+    opts = SessionOptions(**{**FAST.__dict__, "stall_timeout": 0.3})
+    async with Simulator(cfg) as sim, Feed(KIS.sim(sim.url, 4), options=opts) as feed:
+        await feed.subscribe(KIS.TRADE, ["005930"])
+        items = await collect(feed, lambda it: count_of(Stalled, it) >= 3, timeout=20)
+    silent = [i.silent_for for i in items if isinstance(i, Stalled)]
+    assert silent[0] >= 0.3 and silent[1] >= 0.6 and silent[2] >= 1.2
+
+
+async def test_a_handshake_that_never_completes_is_retried(sim: Simulator) -> None:
+    opts = SessionOptions(**{**FAST.__dict__, "connect_timeout": 0.5})
+    sim.fault("delay_handshake", seconds=3, count=1)
+    async with Feed(KIS.sim(sim.url, 6), options=opts) as feed:
+        subs = await feed.subscribe(KIS.TRADE, ["005930"], timeout=15)
+        assert subs[0].state is SubState.CONFIRMED
+        items = await collect(feed, lambda it: count_of(Record, it) >= 1)
+    first = next(i for i in items if isinstance(i, Reconnecting))
+    assert "no WebSocket handshake within" in first.reason
