@@ -172,3 +172,13 @@ def test_subscription_specs() -> None:
         parse_sub("kiwoom:0B")
     with pytest.raises(ValueError, match="no real-time type"):
         parse_sub("kis:H0NOPE00:005930")
+
+
+def test_sink_urls_never_show_passwords() -> None:
+    from krfeed.sinks import open_sink
+
+    pg = open_sink("postgresql://bob:pg-pass-123456@127.0.0.1:5432/test?schema=x")
+    assert pg.url == "postgresql://bob:****@127.0.0.1:5432/test?schema=x"
+    assert "pg-pass-123456" not in repr(pg)
+    nats = open_sink("nats://u:nats-pass-123456@127.0.0.1:4222")
+    assert nats.url == "nats://u:****@127.0.0.1:4222"

@@ -48,6 +48,7 @@ from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import Record
 from krfeed.sinks.base import Item
 from krfeed.sinks.codec import encode_with_id
+from krfeed.sinks.urls import redact_url
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 MSG_ID = "Nats-Msg-Id"
@@ -104,7 +105,7 @@ class NATSSink:
         max_pending: int = 4000,
         create_stream: bool = True,
     ) -> None:
-        self.url = url
+        self.url = redact_url(url)
         self._server, query = split_url(url)
         self.stream: str = stream or query.get("stream") or "KRFEED"
         self.prefix: str = prefix or query.get("prefix") or "krfeed"

@@ -52,6 +52,7 @@ from krfeed.sinks.tables import (
     event_row,
     table_for,
 )
+from krfeed.sinks.urls import redact_url
 
 _SQL_TYPE = {
     "text": "text",
@@ -148,7 +149,7 @@ class PostgresSink:
         command_timeout: float = 60.0,
         hypertables: bool = True,
     ) -> None:
-        self.url = url
+        self.url = redact_url(url)  # shown in status and errors; the DSN keeps the password
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         self.schema: str = schema or query.pop("schema", "") or "krfeed"
@@ -169,7 +170,7 @@ class PostgresSink:
 
     def __repr__(self) -> str:
         # The URL can carry a password: show where, not who.
-        p = urlsplit(self.url)
+        p = urlsplit(self._dsn)
         return f"PostgresSink({p.hostname}:{p.port or 5432}{p.path}, schema={self.schema!r})"
 
     # ---- lifecycle ----

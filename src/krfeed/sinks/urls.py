@@ -39,3 +39,26 @@ def check_options(url: str, options: dict[str, str], known: set[str]) -> None:
     if unknown:
         allowed = ", ".join(sorted(known)) or "none"
         raise SinkURLError(f"{url!r}: unknown option(s) {', '.join(unknown)} (allowed: {allowed})")
+
+
+def redact_url(url: str) -> str:
+    """The URL as it may be shown: a password in it becomes ``****`` (and is registered as a
+    secret, so krfeed's logs mask it wherever else it appears)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from krfeed.logs import register_secret
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    register_secret(password)
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}:****@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
