@@ -240,6 +240,12 @@ def _run(coro: Any) -> Any:
         raise fail(str(e)) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except BrokenPipeError:
+        # The reader of our stdout went away (| head): stop quietly, like other CLI tools.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
 
 
 @app.command()
@@ -505,6 +511,11 @@ async def _consume(url: str, to: list[str], durable: str, duration: float | None
         if live:
             err.print()
     return status
+
+
+from krfeed.orders.cli import orders_command  # noqa: E402
+
+app.command("orders")(orders_command)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from krfeed.brokers import KIS, BrokerConfig, Kiwoom
 from krfeed.errors import SubscriptionError
-from krfeed.events import SessionFailed
+from krfeed.events import Disconnected, Reconnected, SessionFailed
 from krfeed.feed import Feed, FeedItem
 from krfeed.recorder import Recorder
 from krfeed.records.base import Record
@@ -53,9 +53,11 @@ class _Watched:
         view: LiveView | None,
         count: int | None,
         on_end: Callable[[], None],
+        printer: Callable[[FeedItem], None] | None = None,
     ) -> None:
         self.feed = feed
         self.view = view
+        self.printer = printer
         self.count = count
         self.records = 0
         self.failed: dict[str, str] = {}
@@ -65,6 +67,8 @@ class _Watched:
         async for item in self.feed:
             if self.view is not None:
                 self.view.update(item)
+            elif self.printer is not None:
+                self.printer(item)
             if isinstance(item, Record):
                 self.records += 1
             elif isinstance(item, SessionFailed):
@@ -105,8 +109,12 @@ async def record(
     options: SessionOptions | None = None,
     live: bool | None = None,
     console: Console | None = None,
+    printer: Callable[[FeedItem], None] | None = None,
 ) -> dict[str, Any]:
-    """Record ``subs`` into the sinks at ``urls`` until stopped; returns the recorder status."""
+    """Record ``subs`` into the sinks at ``urls`` until stopped; returns the recorder status.
+
+    In a terminal (or ``live=True``) a live view shows the stream; otherwise ``printer``, if
+    given, sees every item."""
     sinks = [open_sink(u) for u in urls]
     feed = Feed(*brokers, options=options, on_raw=journal)
     console = console or Console(stderr=True)
@@ -118,7 +126,7 @@ async def record(
         if rec is not None:
             rec.stop()
 
-    source = _Watched(feed, view, count, end)
+    source = _Watched(feed, view, count, end, printer)
     rec = Recorder(source, sinks)
     remove = _install_stop(end)
     try:
@@ -210,11 +218,56 @@ async def demo(
             duration=duration,
             live=live,
             console=console,
+            printer=_DemoPrinter(console),
         )
         status["elapsed"] = round(time.monotonic() - t0, 1)
         status["sim"] = sim.stats()
     summary(db, console)
     return status
+
+
+class _DemoPrinter:
+    """Plain lines when the demo runs without a terminal: every order event, and program
+    trading at most once a second per code."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.closed = False
+        self._last: dict[str, float] = {}
+
+    def __call__(self, item: FeedItem) -> None:
+        from krfeed.records.kis import ExecutionNotice, ProgramTrading
+        from krfeed.records.kiwoom import OrderExecution
+
+        line = ""
+        if isinstance(item, OrderExecution):
+            line = (
+                f"kiwoom 00 order {item.order_no} {item.order_status} {item.side} {item.code} "
+                f"qty {item.order_qty} filled {item.fill_qty or 0} @ {item.fill_price or '-'} "
+                f"unfilled {item.unfilled_qty}"
+            )
+        elif isinstance(item, ExecutionNotice):
+            line = (
+                f"kis H0STCNI0 {item.notice_kind} order {item.order_no} {item.side} {item.code} "
+                f"qty {item.fill_qty} @ {item.fill_price}"
+            )
+        elif isinstance(item, ProgramTrading):
+            now = time.monotonic()
+            if now - self._last.get(item.item, 0.0) < 1.0:
+                return
+            self._last[item.item] = now
+            t = item.time.strftime("%H:%M:%S") if item.time else "-"
+            line = (
+                f"kis H0STPGM0 {item.code} {t} program buy {item.buy_qty} sell {item.sell_qty} "
+                f"net {item.net_buy_qty:+} shares, {item.net_buy_value:+,} won"
+            )
+        elif isinstance(item, SessionFailed | Disconnected | Reconnected):
+            line = f"{type(item).__name__}: {item.session}"
+        if line and not self.closed:
+            try:
+                self.console.print(line, highlight=False, soft_wrap=True)
+            except (BrokenPipeError, SystemExit):  # rich exits on a closed pipe
+                self.closed = True  # the reader went away (| head): keep recording quietly
 
 
 def summary(db: Path, console: Console) -> None:

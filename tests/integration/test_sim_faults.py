@@ -367,3 +367,39 @@ async def test_bench_pushes_count_records(http: aiohttp.ClientSession) -> None:
         assert s.stats()["records_sent"]["kis"]["H0STCNT0"] == 500
         await kis.close()
         await kw.close()
+
+
+@pytest.mark.parametrize("hold", [False, True])
+async def test_half_open_and_the_one_session_rule(
+    sim: Simulator, http: aiohttp.ClientSession, hold: bool
+) -> None:
+    old = await kis_session(http, sim)
+    await next_data(old)
+    sim.fault("half_open", broker="kis", seconds=3.0, hold_session=hold)
+    # the client gives up on the old socket: its close frame is never answered
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(old.close(), 0.3)
+    await asyncio.sleep(0.1)
+    new = await kis_session(http, sim)
+    reply = json.loads(await next_control(new))
+    assert reply["body"]["msg_cd"] == ("OPSP8996" if hold else "OPSP0000")
+    await new.close()
+
+
+async def test_malformed_at_a_rate_for_a_while(sim: Simulator, http: aiohttp.ClientSession) -> None:
+    ws = await kis_session(http, sim)
+    await next_data(ws)
+    sim.fault("malformed", broker="kis", rate=1.0, seconds=0.8)
+    bad = [
+        any(isinstance(d, DecodeError) for d in krfeed.decode("kis", await next_frame(ws)))
+        for _ in range(6)
+    ]
+    assert sum(bad) >= 3  # every frame sent in the window is broken
+    await asyncio.sleep(1.0)
+    await frames_for(ws, 0.2)
+    good = [
+        any(isinstance(d, DecodeError) for d in krfeed.decode("kis", await next_frame(ws)))
+        for _ in range(4)
+    ]
+    assert not any(good)
+    await ws.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -237,3 +238,28 @@ def test_credentials_files(tmp_path: Path) -> None:
     bad.write_text("[1, 2]")
     with pytest.raises(ValueError):
         load_credentials(bad)
+
+
+async def test_market_phases_are_announced(http: aiohttp.ClientSession) -> None:
+    async with Simulator(SimConfig(rate=0, session_cycle=1.0)) as sim:
+        ws = await http.ws_connect(sim.kiwoom_ws_url)
+        await ws.send_str(json.dumps({"trnm": "LOGIN", "token": sim.kiwoom_token()}))
+        reg = {
+            "trnm": "REG",
+            "grp_no": "1",
+            "refresh": "1",
+            "data": [{"item": [""], "type": ["0s"]}],
+        }
+        await ws.send_str(json.dumps(reg))
+        codes: list[str] = []
+        while len(codes) < 6:
+            msg = await asyncio.wait_for(ws.receive(), 5)
+            frame = json.loads(msg.data)
+            if frame["trnm"] == "REAL":
+                [rec] = krfeed.decode("kiwoom", msg.data)
+                assert rec.type == "0s" and rec.event_time is not None
+                codes.append(rec.market_operation)
+        cycle = ["0", "3", "2", "4"]  # 장시작전, 장시작, 장마감전 동시호가, 장종료
+        for a, b in itertools.pairwise(codes):
+            assert cycle[(cycle.index(a) + 1) % 4] == b, codes
+        await ws.close()

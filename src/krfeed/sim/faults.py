@@ -61,7 +61,11 @@ def parse_fault(action: str, params: dict[str, Any]) -> Fault:
         default = out[k]
         try:
             if isinstance(default, bool):
-                out[k] = bool(v)
+                out[k] = (
+                    v.strip().lower() in ("1", "true", "yes", "y")
+                    if isinstance(v, str)
+                    else bool(v)
+                )
             elif isinstance(default, int):
                 out[k] = int(v)
             elif isinstance(default, float):
@@ -72,6 +76,10 @@ def parse_fault(action: str, params: dict[str, Any]) -> Fault:
             raise ValueError(f"{action}: {k} must be a number, got {v!r}") from None
         if isinstance(out[k], int | float) and out[k] < 0:
             raise ValueError(f"{action}: {k} must not be negative")
+    if action == "close":
+        code = out["code"]
+        if not (1000 <= code <= 4999) or code in (1004, 1005, 1006, 1015):
+            raise ValueError(f"close: {code} is not a close code a server may send")
     if action == "malformed" and "count" not in params and out["rate"] > 0:
         out["count"] = 0
     return Fault(action, broker, str(appkey) if appkey is not None else None, out)

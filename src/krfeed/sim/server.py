@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import random
 import time
@@ -31,6 +32,7 @@ from krfeed.schema.enums import ConditionEvent
 from krfeed.sim.config import SimConfig
 from krfeed.sim.faults import FaultState, malformed_kis, malformed_kiwoom, parse_fault
 from krfeed.sim.market import (
+    PHASES,
     UNIVERSE,
     Instrument,
     Market,
@@ -49,6 +51,7 @@ from krfeed.sim.orders import (
     order_type,
 )
 
+log = logging.getLogger("krfeed.sim")
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
@@ -217,7 +220,8 @@ class Conn:
             now = time.monotonic()
             if out.kind == "close":
                 try:
-                    await self.ws.close(code=out.code, message=out.text.encode())
+                    reason = out.text.encode()[:123]  # a close reason is at most 123 bytes
+                    await self.ws.close(code=out.code, message=reason)
                 except Exception:
                     self.abort()
                 self.closed = True
@@ -385,6 +389,7 @@ class Simulator:
         host = self.config.host
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}"
+        self._last_phase = self.market.phase()
         self._tasks.append(asyncio.create_task(self._market_loop(), name="market"))
         if self.config.auto_orders > 0:
             self.auto = AutoTrader(
@@ -415,6 +420,7 @@ class Simulator:
         for t in c.tasks:
             t.cancel()
         c.closed = True
+        c.half_open_until = 0.0
         try:
             await asyncio.wait_for(c.ws.close(code=1001, message=b"simulator stopping"), 1.0)
         except Exception:
@@ -684,11 +690,13 @@ class Simulator:
         try:
             while True:
                 msg = await ws.receive()
-                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-                    if msg.type is not WSMsgType.CLOSED:
-                        await self._unanswered_close(conn)
-                    break
-                if msg.type is WSMsgType.ERROR:
+                if msg.type in (
+                    WSMsgType.CLOSE,
+                    WSMsgType.CLOSING,
+                    WSMsgType.CLOSED,
+                    WSMsgType.ERROR,
+                ):
+                    await self._unanswered_close(conn)
                     break
                 if conn.half_open_until > time.monotonic():
                     continue  # half-open: nothing is read
@@ -725,13 +733,19 @@ class Simulator:
 
     async def _unanswered_close(self, conn: Conn) -> None:
         """Half-open: a close frame is not answered and the socket stays open until the half-open
-        time is over or the client drops the TCP connection. The appkey is freed at once for a
-        new session, unless the fault said ``hold_session`` (then a reconnect meets OPSP8996)."""
-        if conn.half_open_until <= time.monotonic():
+        time is over or the client drops the TCP connection; the appkey is freed at once for a
+        new session. With ``hold_session`` the server saw nothing at all (the path is dead): the
+        session keeps the appkey until the half-open time is over, so a reconnect meets
+        OPSP8996 (KIS) meanwhile."""
+        left = conn.half_open_until - time.monotonic()
+        if left <= 0:
             return
-        if not conn.hold_session:
-            conn.closed = True
-            self._release(conn)
+        if conn.hold_session:
+            while conn.half_open_until > time.monotonic():
+                await asyncio.sleep(0.05)
+            return
+        conn.closed = True
+        self._release(conn)
         while conn.half_open_until > time.monotonic():
             transport = conn.request.transport
             if transport is None or transport.is_closing():
@@ -769,16 +783,20 @@ class Simulator:
             await asyncio.sleep(cfg.tick)
             try:
                 self._market_tick(cfg.tick)
-            except Exception:  # pragma: no cover - keep the market alive, count the bug
+            except Exception:  # pragma: no cover - keep the market alive, but say so
                 self.counters["market_errors"] += 1
+                log.exception("market tick failed")
 
     def _market_tick(self, dt: float) -> None:
         now = now_kst()
         phase = self.market.phase()
         pending: dict[Conn, list[tuple[str, str, Any]]] = defaultdict(list)
         if phase is not self._last_phase:
-            if self._last_phase is not None:
-                self._announce_phase(phase, now, pending)
+            # announce every phase since the last tick, also one shorter than a tick
+            i = PHASES.index(self._last_phase) if self._last_phase in PHASES else -1
+            while PHASES[i % len(PHASES)] is not phase and i < 2 * len(PHASES):
+                i += 1
+                self._announce_phase(PHASES[i % len(PHASES)], now, pending)
             self._last_phase = phase
         subs = self._subscribers()
         active = sorted(set(subs) | self.engine.open_codes())
