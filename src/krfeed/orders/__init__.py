@@ -1,0 +1,64 @@
+"""Orders: normalized order events of both brokers, the account's order book, and REST
+reconciliation so that no fill is missed across disconnects.
+
+    from krfeed.orders import OrderStream, OrderEvent
+
+    async with OrderStream(feed) as orders:
+        async for ev in orders:
+            ...
+
+- :mod:`krfeed.orders.model` — :class:`OrderEvent`, :func:`normalize` (the field mapping).
+- :mod:`krfeed.orders.tracker` — :class:`OrderTracker` (per-order state, duplicates, anomalies).
+- :mod:`krfeed.orders.reconcile` — REST inquiries, rate limiting, the comparison.
+- :mod:`krfeed.orders.stream` — :class:`OrderStream`, the feed wrapper that ties them together.
+- :mod:`krfeed.orders.program` — :class:`ProgramTrading` across Kiwoom 0w and KIS H0STPGM0.
+"""
+
+from __future__ import annotations
+
+from krfeed.orders.model import (
+    Fill,
+    OrderAnomaly,
+    OrderEvent,
+    OrderState,
+    ReconcileReport,
+    normalize,
+)
+from krfeed.orders.program import ProgramFlow, ProgramTrading, normalize_program
+from krfeed.orders.reconcile import (
+    KISAccountAPI,
+    KiwoomAccountAPI,
+    OrderSnapshot,
+    RateLimiter,
+    ReconcileError,
+    ReconcileOptions,
+    kis_snapshot,
+    kiwoom_snapshot,
+)
+from krfeed.orders.stream import OrderStream, ReconcileMarker, StreamItem
+from krfeed.orders.tracker import DaySummary, OrderTracker
+
+__all__ = [
+    "DaySummary",
+    "Fill",
+    "KISAccountAPI",
+    "KiwoomAccountAPI",
+    "OrderAnomaly",
+    "OrderEvent",
+    "OrderSnapshot",
+    "OrderState",
+    "OrderStream",
+    "OrderTracker",
+    "ProgramFlow",
+    "ProgramTrading",
+    "RateLimiter",
+    "ReconcileError",
+    "ReconcileMarker",
+    "ReconcileOptions",
+    "ReconcileReport",
+    "StreamItem",
+    "kis_snapshot",
+    "kiwoom_snapshot",
+    "normalize",
+    "normalize_program",
+]

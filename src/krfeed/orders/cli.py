@@ -1,0 +1,453 @@
+"""``krfeed orders``: a live order blotter (open orders, fills, the day's totals) or JSON lines of
+order events, with REST reconciliation after every reconnect; optionally recording the raw
+order records and control events like ``krfeed record``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from krfeed.feed import Feed
+    from krfeed.orders.model import OrderAnomaly, OrderEvent, ReconcileReport
+    from krfeed.orders.tracker import OrderTracker
+
+FILL_ROWS = 12
+OPEN_ROWS = 20
+
+
+def orders_command(
+    brokers: Annotated[
+        list[str] | None,
+        typer.Argument(help="kiwoom and/or kis (default: every configured broker)"),
+    ] = None,
+    fmt_: Annotated[
+        str | None,
+        typer.Option("--format", help="table (default in a terminal) or jsonl (when piped)"),
+    ] = None,
+    count: Annotated[int | None, typer.Option(help="stop after N order events")] = None,
+    duration: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
+    to: Annotated[
+        list[str] | None,
+        typer.Option("--to", help="also record the raw order records and events (sink URL)"),
+    ] = None,
+    account: Annotated[
+        str | None,
+        typer.Option("--account", help="KIS account CANO-ACNT_PRDT_CD for its inquiry"),
+    ] = None,
+    interval: Annotated[float | None, typer.Option(help="also reconcile every S seconds")] = None,
+    reconcile: Annotated[
+        bool, typer.Option("--reconcile/--no-reconcile", help="REST reconciliation after gaps")
+    ] = True,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="krfeed.toml (default: $KRFEED_CONFIG, ./krfeed.toml)"),
+    ] = None,
+    mock: Annotated[
+        bool, typer.Option("--mock", help="use the brokers' mock (모의투자) servers")
+    ] = False,
+    sim: Annotated[
+        str | None, typer.Option("--sim", help="a running `krfeed sim` URL (uses its credentials)")
+    ] = None,
+    journal: Annotated[
+        Path | None, typer.Option("--journal", help="also write every raw frame to this journal")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log to stderr")] = False,
+) -> None:
+    """Watch your orders and fills live; fills missed during disconnects are reconciled."""
+    from krfeed.cli import _brokers_for, _journal, _run, _setup_logging, fail
+    from krfeed.config import ConfigError, load_config
+    from krfeed.orders.reconcile import split_kis_account
+    from krfeed.sinks import SinkError, open_sink
+
+    mode = fmt_ or ("table" if sys.stdout.isatty() else "jsonl")
+    if mode not in ("table", "jsonl"):
+        raise fail(f"--format must be table or jsonl, not {mode!r}")
+    which = {b.lower() for b in brokers or []}
+    if bad := which - {"kiwoom", "kis"}:
+        raise fail(f"unknown broker {sorted(bad)[0]!r}: use kiwoom and/or kis")
+    if account:
+        try:
+            split_kis_account(account)
+        except ValueError as e:
+            raise fail(str(e)) from None
+    for u in to or []:
+        try:
+            open_sink(u)
+        except (SinkError, ValueError) as e:
+            raise fail(str(e)) from None
+    if interval is not None and interval <= 0:
+        raise fail("--interval must be positive")
+    _setup_logging(verbose)
+    if which:
+        configs = _brokers_for(config, mock, sim, which)
+    else:
+        try:
+            configs = load_config(config, mock=mock, sim=sim).brokers()
+        except (ConfigError, ValueError) as e:
+            raise fail(str(e)) from None
+        if not configs:
+            raise fail(
+                "no broker credentials: add [kiwoom]/[kis] to krfeed.toml, set KRFEED_* "
+                "variables, or use --sim URL"
+            )
+    _run(
+        run_orders(
+            configs,
+            mode=mode,
+            count=count,
+            duration=duration,
+            sinks=list(to or []),
+            account=account,
+            interval=interval,
+            reconcile=reconcile,
+            sim=sim,
+            journal=_journal(journal),
+        )
+    )
+
+
+async def _sim_accounts(feed: Feed, sim: str) -> dict[str, str]:
+    """KIS account numbers of the simulator's app keys (its /_sim/accounts)."""
+    with contextlib.suppress(Exception):
+        async with feed.http.get(sim.rstrip("/") + "/_sim/accounts") as resp:
+            data = await resp.json()
+            kis = data.get("kis") if isinstance(data, dict) else None
+            if isinstance(kis, dict):
+                return {str(k): f"{v}01" for k, v in kis.items() if v}
+    return {}
+
+
+async def run_orders(
+    configs: list[Any],
+    *,
+    mode: str = "jsonl",
+    count: int | None = None,
+    duration: float | None = None,
+    sinks: list[str] | None = None,
+    account: str | None = None,
+    interval: float | None = None,
+    reconcile: bool = True,
+    sim: str | None = None,
+    journal: Any = None,
+    options: Any = None,
+) -> dict[str, Any]:
+    """The ``orders`` command: returns a summary (order events, fills, reports)."""
+    from krfeed.brokers import KIS, Kiwoom
+    from krfeed.events import Event, SessionFailed
+    from krfeed.feed import Feed
+    from krfeed.orders.model import OrderAnomaly, OrderEvent, ReconcileReport
+    from krfeed.orders.reconcile import ReconcileOptions
+    from krfeed.orders.stream import OrderStream
+    from krfeed.protocol.messages import DecodeError
+    from krfeed.recorder import Recorder
+    from krfeed.records.base import Record
+    from krfeed.runner import FeedFailed
+    from krfeed.sinks import open_sink
+
+    feed = Feed(*configs, options=options, on_raw=journal)
+    stop = asyncio.Event()
+    result: dict[str, Any] = {"events": 0, "fills": 0, "reports": 0, "anomalies": 0}
+    failed: dict[str, str] = {}
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    rec_queue: asyncio.Queue[Any] | None = None
+    recorder: Recorder | None = None
+    rec_task: asyncio.Task[None] | None = None
+    stream: OrderStream | None = None
+    view = OrdersView() if mode == "table" else None
+    live_ctx: Any = None
+    try:
+        await feed.start()
+        accounts: dict[str, str] = {}
+        if account:
+            accounts["kis"] = account
+        elif sim:
+            accounts.update(await _sim_accounts(feed, sim))
+        opts = ReconcileOptions(interval=interval, accounts=accounts)
+        stream = OrderStream(feed, options=opts, reconcile=reconcile, passthrough=True)
+        await stream.start()
+        if sinks:
+            rec_queue = asyncio.Queue(maxsize=10_000)
+            q = rec_queue
+
+            async def source() -> Any:
+                while True:
+                    item = await q.get()
+                    if item is None:
+                        return
+                    yield item
+
+            recorder = Recorder(source(), [open_sink(u) for u in sinks])
+            rec_task = asyncio.create_task(recorder.run())
+        if any(isinstance(c, Kiwoom) for c in configs):
+            await feed.subscribe(Kiwoom.ORDER_EXECUTION, wait=False)
+        if any(isinstance(c, KIS) for c in configs):
+            await feed.subscribe(KIS.EXECUTION_NOTICE, wait=False)
+        out = sys.stdout.buffer
+        if view is not None:
+            from rich.console import Console
+            from rich.live import Live
+
+            live_ctx = Live(view.render(), console=Console(), refresh_per_second=4)
+            live_ctx.__enter__()
+
+        async def consume() -> None:
+            assert stream is not None
+            async for item in stream:
+                if isinstance(item, OrderEvent | OrderAnomaly | ReconcileReport):
+                    if isinstance(item, OrderEvent):
+                        result["events"] += 1
+                        result["fills"] += item.kind == "filled"
+                    elif isinstance(item, OrderAnomaly):
+                        result["anomalies"] += 1
+                    else:
+                        result["reports"] += 1
+                    if view is not None:
+                        view.update(item, stream.tracker)
+                    else:
+                        out.write(_line(item))
+                        out.flush()
+                    if (
+                        count is not None
+                        and isinstance(item, OrderEvent)
+                        and result["events"] >= count
+                    ):
+                        return
+                elif isinstance(item, Record | Event | DecodeError):
+                    if rec_queue is not None and (not isinstance(item, Record) or item.account):
+                        await rec_queue.put(item)
+                    if view is not None:
+                        view.update_feed(item)
+                    if isinstance(item, SessionFailed):
+                        failed[item.session] = item.reason
+                        if all(s.failed for s in feed.sessions):
+                            return
+                if live_ctx is not None and view is not None:
+                    live_ctx.update(view.render())
+
+        task = asyncio.create_task(consume())
+        waiter = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({task, waiter}, timeout=duration, return_when="FIRST_COMPLETED")
+        finally:
+            task.cancel()
+            waiter.cancel()
+            for t in (task, waiter):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+        if task.done() and not task.cancelled():
+            exc = task.exception()
+            if exc is not None:
+                raise exc
+    finally:
+        if live_ctx is not None:
+            live_ctx.__exit__(None, None, None)
+        if stream is not None:
+            await stream.close()
+        await feed.close()
+        if rec_queue is not None and rec_task is not None:
+            await rec_queue.put(None)
+            with contextlib.suppress(Exception):
+                await rec_task
+        if journal is not None:
+            await journal.aclose()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    if failed and all(s.failed for s in feed.sessions):
+        raise FeedFailed("; ".join(dict.fromkeys(failed.values())))
+    if stream is not None:
+        result["summary"] = stream.tracker.summary().to_dict()
+    if recorder is not None:
+        result["recorded"] = recorder.status()["written"]
+    if view is not None:
+        from rich.console import Console
+
+        s = stream.tracker.summary() if stream is not None else None
+        if s is not None:
+            Console(stderr=True).print(
+                f"{s.orders} orders, {s.fills} fills ({s.reconciled_fills} reconciled); "
+                f"bought {s.buy_amount:,} sold {s.sell_amount:,} fees {s.commission:,} "
+                f"taxes {s.tax:,} won",
+                highlight=False,
+            )
+    return result
+
+
+def _line(item: OrderEvent | OrderAnomaly | ReconcileReport) -> bytes:
+    import msgspec
+
+    return msgspec.json.encode(item.to_dict()) + b"\n"
+
+
+class OrdersView:
+    """The blotter: a status line, open orders, the latest fills, the day's totals, a log."""
+
+    def __init__(self) -> None:
+        self.tracker: OrderTracker | None = None
+        self.fills: deque[OrderEvent] = deque(maxlen=FILL_ROWS)
+        self.log: deque[str] = deque(maxlen=6)
+        self.sessions: dict[str, str] = {}
+        self.events = 0
+        self.reconciled = 0
+        self.anomalies = 0
+        self.reconnects = 0
+        self.last_report: ReconcileReport | None = None
+        self._t0 = time.monotonic()
+
+    def update(
+        self, item: OrderEvent | OrderAnomaly | ReconcileReport, tracker: OrderTracker
+    ) -> None:
+        from krfeed.orders.model import OrderAnomaly, OrderEvent
+
+        self.tracker = tracker
+        if isinstance(item, OrderEvent):
+            self.events += 1
+            self.reconciled += item.source == "reconciled"
+            if item.kind == "filled":
+                self.fills.append(item)
+            elif item.kind == "rejected":
+                why = f": {item.reason}" if item.reason else ""
+                self.log.append(f"{item.broker} order {item.order_no} rejected{why}")
+        elif isinstance(item, OrderAnomaly):
+            self.anomalies += 1
+            self.log.append(f"anomaly {item.problem} {item.order_no}: {item.message}")
+        else:
+            self.last_report = item
+            if not item.ok:
+                self.log.append(f"reconciliation of {item.session} failed: {item.error}")
+            elif item.fills:
+                self.log.append(
+                    f"reconciled {item.session}: {item.fills} missed fill(s), "
+                    f"{item.fill_qty} shares"
+                )
+
+    def update_feed(self, item: Any) -> None:
+        from krfeed.events import (
+            Connected,
+            Disconnected,
+            LoggedIn,
+            Reconnected,
+            SessionFailed,
+            Subscribed,
+        )
+
+        if isinstance(item, Connected):
+            self.sessions[item.session] = "connected"
+        elif isinstance(item, LoggedIn | Subscribed):
+            self.sessions[item.session] = "live"
+        elif isinstance(item, Disconnected):
+            self.sessions[item.session] = "failed" if item.fatal else "down"
+            self.log.append(f"{item.session} disconnected: {item.reason}")
+        elif isinstance(item, Reconnected):
+            self.reconnects += 1
+        elif isinstance(item, SessionFailed):
+            self.log.append(f"{item.session} stopped: {item.reason}")
+
+    def status(self) -> Any:
+        from rich.text import Text
+
+        states = " ".join(f"{k}:{v}" for k, v in sorted(self.sessions.items())) or "starting"
+        rep = self.last_report
+        last = ""
+        if rep is not None:
+            last = f" | last reconcile {rep.session} {'ok' if rep.ok else 'FAILED'}"
+        return Text(
+            f"{states} | {self.events:,} order events ({self.reconciled:,} reconciled) | "
+            f"reconnects {self.reconnects} | anomalies {self.anomalies}{last} | "
+            f"{time.monotonic() - self._t0:,.0f}s",
+            style="bold",
+        )
+
+    def render(self) -> RenderableType:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        from krfeed.views import fmt
+
+        parts: list[Any] = [self.status()]
+        tr = self.tracker
+        if tr is not None:
+            opened = tr.open_orders()[-OPEN_ROWS:]
+            if opened:
+                t = Table(title="open orders", title_justify="left")
+                for c in ("broker", "order", "code", "name", "side", "type", "qty", "price"):
+                    t.add_column(c)
+                for c in ("filled", "avg", "left", "status", "time"):
+                    t.add_column(c)
+                for s in opened:
+                    side = fmt(s.side)
+                    t.add_row(
+                        s.broker,
+                        s.order_no + ("" if s.action == "new" else f" ({s.action})"),
+                        s.code or "",
+                        s.name or "",
+                        Text(side, style="red" if side == "buy" else "blue"),
+                        s.order_type or "",
+                        fmt(s.order_qty),
+                        fmt(s.order_price),
+                        fmt(s.filled_qty),
+                        fmt(s.avg_price),
+                        fmt(s.remaining_qty),
+                        s.status,
+                        fmt(s.updated_at or s.accepted_at),
+                    )
+                parts.append(t)
+        if self.fills:
+            t = Table(title="fills", title_justify="left")
+            for c in ("time", "broker", "order", "code", "side", "qty", "price", "filled"):
+                t.add_column(c)
+            t.add_column("source")
+            for f in self.fills:
+                side = fmt(f.side)
+                t.add_row(
+                    fmt(f.time or f.received_at),
+                    f.broker,
+                    f.order_no,
+                    f.code or "",
+                    Text(side, style="red" if side == "buy" else "blue"),
+                    fmt(f.fill_qty),
+                    fmt(f.fill_price),
+                    f"{fmt(f.filled_qty)}/{fmt(f.order_qty)}",
+                    Text(f.source, style="yellow" if f.source == "reconciled" else ""),
+                )
+            parts.append(t)
+        if tr is not None and len(tr):
+            t = Table(title="today", title_justify="left")
+            for c in ("broker", "orders", "open", "fills", "bought", "buy amount", "sold"):
+                t.add_column(c)
+            for c in ("sell amount", "fees", "taxes", "net cash"):
+                t.add_column(c, justify="right")
+            for b in sorted({s.broker for s in tr.orders()}):
+                d = tr.summary(b)
+                t.add_row(
+                    b,
+                    fmt(d.orders),
+                    fmt(d.open_orders),
+                    fmt(d.fills),
+                    fmt(d.bought_qty),
+                    fmt(d.buy_amount),
+                    fmt(d.sold_qty),
+                    fmt(d.sell_amount),
+                    fmt(d.commission),
+                    fmt(d.tax),
+                    fmt(d.net_cash),
+                )
+            parts.append(t)
+        for line in self.log:
+            parts.append(Text(line, style="yellow"))
+        return Group(*parts)
