@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from krfeed.errors import AuthError, TransientError
+from krfeed.errors import AuthError, KrfeedError, TransientError
 from krfeed.logs import get_logger, register_secret
 from krfeed.schema.convert import KST
 
@@ -27,6 +28,11 @@ REFRESH_MARGIN = timedelta(seconds=600)
 #: KIS approval keys are treated as valid this long (UNVERIFIED: ~24 h).
 KIS_APPROVAL_TTL = timedelta(hours=23)
 _MIN_ISSUE_INTERVAL = 1.0
+#: Refusals that mean "too many requests / try again later", not bad credentials: Kiwoom's
+#: REST codes (embedded as ``[1700:…]``) and the KIS gateway's.
+KIWOOM_RETRY_LATER = frozenset({"1700", "1701", "1702", "1999"})
+KIS_RETRY_LATER = frozenset({"EGW00133"})
+_KIWOOM_CODE = re.compile(r"\[(\d{4}):")
 
 
 @dataclass(slots=True)
@@ -143,7 +149,9 @@ class _Issuer:
         try:
             d = json.loads(self._cache_file.read_text())
             cred = Credential(d["value"], datetime.fromisoformat(d["expires_at"]))
-        except (ValueError, KeyError, OSError):
+        except (ValueError, KeyError, OSError, TypeError):
+            return None
+        if cred.expires_at.tzinfo is None:  # not written by krfeed: don't guess its zone
             return None
         register_secret(cred.value)
         return cred if cred.fresh() else None
@@ -152,7 +160,7 @@ class _Issuer:
         if self._cache_file is None:
             return
         self._cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._cache_file.with_suffix(".tmp")
+        tmp = self._cache_file.with_suffix(f".{os.getpid()}.tmp")  # processes may share it
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump({"value": cred.value, "expires_at": cred.expires_at.isoformat()}, fh)
@@ -175,6 +183,9 @@ class KiwoomToken(_Issuer):
         token = data.get("token") if isinstance(data, dict) else None
         if status != 200 or rc not in (0, "0", None) or not token:
             msg = str(data.get("return_msg") or data) if isinstance(data, dict) else str(data)
+            m = _KIWOOM_CODE.search(msg)
+            if m and m.group(1) in KIWOOM_RETRY_LATER:
+                raise TransientError(f"Kiwoom token endpoint asks to try again later: {msg}")
             raise AuthError(
                 f"Kiwoom refused the app key/secret {mask(self.appkey)}: {msg}", str(rc or status)
             )
@@ -210,8 +221,7 @@ class KISApprovalKey(_Issuer):
             raise TransientError(f"KIS approval endpoint answered HTTP {status}")
         key = data.get("approval_key") if isinstance(data, dict) else None
         if status != 200 or not key:
-            msg = _kis_error(data)
-            raise AuthError(f"KIS refused the app key/secret {mask(self.appkey)}: {msg}", msg)
+            raise _kis_refusal("KIS approval endpoint", self.appkey, data)
         return Credential(str(key), datetime.now(UTC) + KIS_APPROVAL_TTL)
 
 
@@ -229,8 +239,7 @@ class KISAccessToken(_Issuer):
             raise TransientError(f"KIS token endpoint answered HTTP {status}")
         token = data.get("access_token") if isinstance(data, dict) else None
         if status != 200 or not token:
-            msg = _kis_error(data)
-            raise AuthError(f"KIS refused the app key/secret {mask(self.appkey)}: {msg}", msg)
+            raise _kis_refusal("KIS token endpoint", self.appkey, data)
         expires: datetime
         try:
             expires = datetime.strptime(
@@ -240,6 +249,14 @@ class KISAccessToken(_Issuer):
             secs = int(data.get("expires_in") or 86400) if isinstance(data, dict) else 86400
             expires = datetime.now(UTC) + timedelta(seconds=secs)
         return Credential(str(token), expires)
+
+
+def _kis_refusal(what: str, appkey: str, data: Any) -> KrfeedError:
+    msg = _kis_error(data)
+    code = str(data.get("error_code") or "") if isinstance(data, dict) else ""
+    if code in KIS_RETRY_LATER:
+        return TransientError(f"{what} asks to try again later: {msg} ({code})")
+    return AuthError(f"KIS refused the app key/secret {mask(appkey)}: {msg}", code or msg)
 
 
 def _kis_error(data: Any) -> str:

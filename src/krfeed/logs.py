@@ -31,6 +31,9 @@ class RedactFilter(logging.Filter):
             clean = redact(msg)
             if clean != msg:
                 record.msg, record.args = clean, None
+            if record.exc_info and not record.exc_text:
+                # Formatters use exc_text when set: a secret in an exception's text is masked.
+                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 

@@ -182,3 +182,15 @@ def test_sink_urls_never_show_passwords() -> None:
     assert "pg-pass-123456" not in repr(pg)
     nats = open_sink("nats://u:nats-pass-123456@127.0.0.1:4222")
     assert nats.url == "nats://u:****@127.0.0.1:4222"
+
+
+def test_secrets_in_logged_tracebacks_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+    register_secret("token-in-exception-987654")
+    log = get_logger("krfeed.test")
+    with caplog.at_level(logging.ERROR, logger="krfeed.test"):
+        try:
+            raise RuntimeError("bad token token-in-exception-987654")
+        except RuntimeError:
+            log.exception("request failed")
+    assert "token-in-exception-987654" not in caplog.text
+    assert "bad token ****" in caplog.text
