@@ -17,7 +17,7 @@ import inspect
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar, overload
 
 import aiohttp
@@ -42,6 +42,7 @@ from krfeed.session import (
 log = get_logger("krfeed.feed")
 
 FeedItem = Record | Event | DecodeError
+_EMPTY: Any = object()
 R = TypeVar("R", bound=Record)
 RawHook = Callable[[str, str, int, datetime, str], None]
 
@@ -97,7 +98,7 @@ class Feed:
         self._callbacks: list[tuple[Any, Callable[[Any], Any]]] = []
         self._started = False
         self._closed = False
-        self._records = Counter[str]()
+        self._records = Counter[type[Record]]()  # delivered, per record class
         self._delivered = 0
         self._latency = _Latency()
         self._t0 = time.monotonic()
@@ -184,9 +185,15 @@ class Feed:
                 cfg = s.config  # type: ignore[attr-defined]
                 if cfg.mock and any(it.endswith(("_NX", "_AL")) for it in items):
                     raise SubscriptionError("the Kiwoom mock server serves KRX codes only")
-            targets = sessions if rt.account else [min(sessions, key=lambda x: x.registrations())]
-            for s in targets:
-                planned[s] = [Subscription("kiwoom", code, it, rt.account) for it in items]
+            if rt.account:  # each app key pushes its own account
+                for s in sessions:
+                    planned[s] = [Subscription("kiwoom", code, it, True) for it in items]
+            else:
+                # items already registered somewhere stay where they are (no duplicates)
+                target = min(sessions, key=lambda x: x.registrations())
+                for it in items:
+                    owner = self._owner(sessions, code, it) or target
+                    planned.setdefault(owner, []).append(Subscription("kiwoom", code, it))
         else:
             planned = self._plan_kis(rt.code, rt.account, items, sessions)  # type: ignore[arg-type]
         out: list[Subscription] = []
@@ -329,8 +336,20 @@ class Feed:
     def control(self, event: Event | DecodeError) -> None:
         self._queue.put_nowait_control(event)
 
+    def offer(self, record: Record) -> bool:
+        return self._queue.offer(record, not record.account)
+
     async def record(self, record: Record) -> None:
         await self._queue.put(record, not record.account)
+
+    async def decode_error(self, error: DecodeError) -> None:
+        """One per bad frame, so bounded like records: an undecodable market-data frame follows
+        the overflow policy; one of an account type, or of no known type, is never dropped."""
+        try:
+            droppable = bool(error.type) and not get_type(error.broker, error.type).account
+        except UnknownType:
+            droppable = False
+        await self._queue.put(error, droppable)
 
     def inject(self, item: FeedItem | Any) -> None:
         """Put an item of your own into the stream (never dropped), e.g. reconciled order
@@ -369,17 +388,22 @@ class Feed:
         if not self._started:
             await self.start()
         q = self._queue
+        counts = self._records
+        latency = self._latency.add
+        clock = time.time
         while True:
             if q.pending_drops:
                 n, q.pending_drops = q.pending_drops, 0
                 yield Dropped(broker="", session="", count=n, total=q.dropped)
-            try:
-                item = await q.get()
-            except EOFError:
-                return
+            item = q.pop_or(_EMPTY)  # no await (no coroutine) while items are waiting
+            if item is _EMPTY:
+                try:
+                    item = await q.get()
+                except EOFError:
+                    return
             if isinstance(item, Record):
-                self._records[f"{item.broker}:{item.type}"] += 1
-                self._latency.add((datetime.now(UTC) - item.received_at).total_seconds())
+                counts[item.__class__] += 1
+                latency(clock() - item.received_at.timestamp())
             self._delivered += 1
             if self._callbacks:
                 await self._dispatch(item)
@@ -437,7 +461,7 @@ class Feed:
             "uptime": round(time.monotonic() - self._t0, 3),
             "frames": sum(v["frames"] for v in sess.values()),
             "records_received": sum(v["records"] for v in sess.values()),
-            "records_delivered": dict(self._records),
+            "records_delivered": {f"{c.broker}:{c.type}": n for c, n in self._records.items()},
             "delivered": self._delivered,
             "decode_errors": sum(v["decode_errors"] for v in sess.values()),
             "reconnects": sum(v["reconnects"] for v in sess.values()),

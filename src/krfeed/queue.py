@@ -3,9 +3,11 @@
 - Account records (orders, fills, balances) are never dropped: a full queue makes the reader
   wait for them.
 - Market data with ``overflow="block"`` waits up to ``block_timeout`` seconds for room, then
-  the NEW item is dropped (so a consumer stalled for long cannot stall heartbeats forever);
-  with ``overflow="drop_oldest"`` the oldest queued market-data item makes room at once.
-- Control events are never dropped (they are few).
+  the NEW item is dropped, and so is every further one at once until the consumer takes an
+  item (so a consumer stalled for long cannot stall heartbeats); with
+  ``overflow="drop_oldest"`` the oldest queued market-data item makes room at once.
+- Control events are never dropped (they are few). Decode errors (one per bad frame) are
+  queued like the records they stand for.
 Drops are counted and announced in the stream by a ``Dropped`` event.
 """
 
@@ -36,22 +38,32 @@ class BoundedQueue(Generic[T]):
         self._not_empty = asyncio.Event()
         self._not_full = asyncio.Event()
         self._not_full.set()
+        # Mirrors, so that the per-item paths touch the events only when someone waits:
+        # gets waiting for an item; _not_full was cleared (the queue filled up).
+        self._getters = 0
+        self._full = False
         self.dropped = 0  # total
         self.pending_drops = 0  # not yet announced
         self.high_water = 0
         self._closed = False
+        # A block-policy put timed out and the consumer has not taken anything since: drop
+        # market data at once instead of waiting block_timeout for every further item.
+        self._shedding = False
 
     def __len__(self) -> int:
         return len(self._items)
 
     def _append(self, item: T, droppable: bool) -> None:
-        self._items.append((item, droppable))
-        n = len(self._items)
+        items = self._items
+        items.append((item, droppable))
+        n = len(items)
         if n > self.high_water:
             self.high_water = n
         if n >= self.maxsize:
             self._not_full.clear()
-        self._not_empty.set()
+            self._full = True
+        if self._getters:
+            self._not_empty.set()
 
     def _drop(self) -> None:
         self.dropped += 1
@@ -60,6 +72,24 @@ class BoundedQueue(Generic[T]):
     def put_nowait_control(self, item: T) -> None:
         """Control events: always accepted (a handful per connection, never dropped)."""
         self._append(item, False)
+
+    def offer(self, item: T, droppable: bool) -> bool:
+        """Add ``item`` if there is room now; False when :meth:`put` would have to wait or drop.
+
+        The per-record path of every session: :meth:`_append` written out."""
+        items = self._items
+        n = len(items) + 1
+        if n > self.maxsize:
+            return False
+        items.append((item, droppable))
+        if n > self.high_water:
+            self.high_water = n
+        if n == self.maxsize:
+            self._not_full.clear()
+            self._full = True
+        if self._getters:
+            self._not_empty.set()
+        return True
 
     async def put(self, item: T, droppable: bool) -> None:
         """Add ``item``; waits for room per the policy (see module doc)."""
@@ -76,15 +106,21 @@ class BoundedQueue(Generic[T]):
         if not droppable:
             while len(self._items) >= self.maxsize and not self._closed:
                 self._not_full.clear()
+                self._full = True
                 await self._not_full.wait()
             self._append(item, droppable)
+            return
+        if self._shedding:
+            self._drop()
             return
         try:
             async with asyncio.timeout(self.block_timeout):
                 while len(self._items) >= self.maxsize and not self._closed:
                     self._not_full.clear()
+                    self._full = True
                     await self._not_full.wait()
         except TimeoutError:
+            self._shedding = True
             self._drop()
             return
         self._append(item, droppable)
@@ -94,22 +130,35 @@ class BoundedQueue(Generic[T]):
             if self._closed:
                 raise EOFError
             self._not_empty.clear()
-            await self._not_empty.wait()
-        item, _ = self._items.popleft()
-        if len(self._items) < self.maxsize:
-            self._not_full.set()
-        return item
+            self._getters += 1
+            try:
+                await self._not_empty.wait()
+            finally:
+                self._getters -= 1
+        return self.pop()
 
     def get_nowait(self) -> T | None:
         if not self._items:
             return None
+        return self.pop()
+
+    def pop(self) -> T:
+        """The oldest item, without waiting (IndexError when empty)."""
         item, _ = self._items.popleft()
-        if len(self._items) < self.maxsize:
+        # _not_full is set and nothing is shed unless the queue filled up since the last pop
+        if (self._full or self._shedding) and len(self._items) < self.maxsize:
             self._not_full.set()
+            self._full = False
+            self._shedding = False
         return item
+
+    def pop_or(self, default: T) -> T:
+        """The oldest item, or ``default`` when the queue is empty (one call, no await)."""
+        return self.pop() if self._items else default
 
     def close(self) -> None:
         """Wake every waiter; ``get`` raises EOFError once drained."""
         self._closed = True
         self._not_empty.set()
         self._not_full.set()
+        self._full = False

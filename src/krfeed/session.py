@@ -83,6 +83,8 @@ class Subscription:
     session: str = ""
     group: str = ""
     settled: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    #: An unsubscribe was sent on the current connection and its reply is awaited.
+    removing: bool = field(default=False, init=False, repr=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -121,6 +123,10 @@ class SessionOptions:
     subscribe_interval: float = 0.05
     #: Consecutive failed logins / auth errors before a session gives up.
     max_auth_failures: int = 5
+    #: KIS OPSP8996 (app key in use) within this long after a working connection was lost is
+    #: retried with backoff: the broker may still hold that connection (half-open). Met on a
+    #: first connection, or later than this, it is fatal.
+    in_use_retry_for: float = 120.0
 
 
 class EventSink(Protocol):
@@ -128,7 +134,13 @@ class EventSink(Protocol):
 
     def control(self, event: Event | DecodeError) -> None: ...
 
+    def offer(self, record: Record) -> bool:
+        """Take ``record`` if that needs no waiting (the common case); False: use record()."""
+        ...
+
     async def record(self, record: Record) -> None: ...
+
+    async def decode_error(self, error: DecodeError) -> None: ...
 
     def raw(self, session: str, conn: int, received_at: datetime, text: str) -> None: ...
 
@@ -191,6 +203,8 @@ class Session:
         self._healthy = False
         self._ready_at = 0.0
         self._opened_at = 0.0
+        self._idle_reason = ""
+        self._waiting_since = 0.0  # when the read loop's receive() began waiting (0: busy)
         self._stall_streak = 0
         self._last_stall_at = 0.0
         self._got_data = False
@@ -198,6 +212,8 @@ class Session:
         self._down_since: float | None = None
         self._attempt = 0
         self._auth_failures = 0
+        self._lost_good_at: float | None = None  # when a connection that had worked ended
+        self._leaving: list[Subscription] = []  # replaced while their unsubscribe is in flight
         self.failed: str | None = None
 
     def __repr__(self) -> str:
@@ -225,7 +241,11 @@ class Session:
         for s in subs:
             old = self.subs.get(s.key)
             if old is not None and old.state not in (SubState.FAILED, SubState.REMOVED):
-                continue
+                if not old.removing:
+                    continue
+                # subscribed again while its unsubscribe is in flight: the new registration
+                # goes out after the unsubscribe, whose reply then settles only the old one
+                self._leaving.append(old)
             s.session = self.name
             s._set(SubState.DESIRED)
             self.subs[s.key] = s
@@ -236,7 +256,7 @@ class Session:
 
     def remove(self, keys: Iterable[tuple[str, str]]) -> list[Subscription]:
         """Drop these subscriptions (unregistering them if connected)."""
-        gone = [self.subs[k] for k in keys if k in self.subs]
+        gone = [self.subs[k] for k in keys if k in self.subs and not self.subs[k].removing]
         sent = []
         for s in gone:
             if self._ready and s.state in (SubState.PENDING, SubState.CONFIRMED):
@@ -346,9 +366,16 @@ class Session:
                 self._ws = None
                 self._ops = None
                 self._reset_connection_state()
+                # an unsubscribe cut off by the disconnect is complete: the next connection
+                # starts with nothing registered, so it must not be replayed
+                for s in [*self._leaving, *(s for s in self.subs.values() if s.removing)]:
+                    self._removed(s)
                 for s in self.subs.values():
                     if s.state in (SubState.PENDING, SubState.CONFIRMED):
                         s._set(SubState.DESIRED)
+                if self._healthy or self._got_data:
+                    self._lost_good_at = time.monotonic()
+                self._got_data = False
             if self._closing:
                 break
             if self._down_since is None:
@@ -384,6 +411,16 @@ class Session:
             if s.state not in (SubState.FAILED, SubState.REMOVED):
                 s._set(SubState.FAILED, f"session stopped: {reason}", code)
 
+    def _removed(self, s: Subscription) -> None:
+        """``s`` is no longer registered: forget it and say so."""
+        if self.subs.get(s.key) is s:
+            del self.subs[s.key]
+        elif s in self._leaving:
+            self._leaving.remove(s)
+        s.removing = False
+        s._set(SubState.REMOVED)
+        self._emit(Unsubscribed(broker=self.broker, session=self.name, type=s.type, item=s.item))
+
     async def _connect_once(self) -> str:
         try:
             credential = await self._credential()
@@ -411,6 +448,8 @@ class Session:
         self._got_data = False
         self._ready_at = 0.0
         self._opened_at = time.monotonic()
+        self._idle_reason = ""
+        self._waiting_since = 0.0
         self._ops = asyncio.Queue()
         self._emit(Connected(broker=self.broker, session=self.name, url=self.url))
         sender = asyncio.create_task(self._sender(ws, self._ops))
@@ -463,6 +502,7 @@ class Session:
         for s in subs:
             s._set(SubState.PENDING)
             s.reason = "unsubscribing"
+            s.removing = True
         for frame, group in self._unsubscribe_frames(subs):
             self._ops.put_nowait((frame, _bind(self._sent_unsubscribe, group)))
 
@@ -481,18 +521,21 @@ class Session:
 
     async def _read_loop(self, ws: aiohttp.ClientWebSocketResponse) -> str:
         sink = self._sink
+        offer = sink.offer
         stats = self.stats
-        idle = self.opts.idle_timeout
         while True:
-            try:
-                msg = await ws.receive(timeout=idle)
-            except TimeoutError:
-                return f"no frame for {idle:.0f}s (half-open connection)"
+            # No timeout here: a timeout per receive costs more than decoding a small frame.
+            # The watchdog closes the socket once this receive() has waited idle_timeout.
+            self._waiting_since = time.monotonic()
+            msg = await ws.receive()
+            self._waiting_since = 0.0
             t = msg.type
             if t is aiohttp.WSMsgType.TEXT or t is aiohttp.WSMsgType.BINARY:
                 data = msg.data
             elif t is aiohttp.WSMsgType.ERROR:
                 return f"connection error: {_describe(ws.exception())}"
+            elif self._idle_reason:
+                return self._idle_reason
             else:
                 code = ws.close_code
                 return f"closed by server (code {code})" if code else "connection lost"
@@ -507,22 +550,30 @@ class Session:
                     stats.records += 1
                     stats.last_data_at = now
                     self._got_data = True
-                    await sink.record(m)
+                    if not offer(m):
+                        await sink.record(m)
                 elif isinstance(m, Ping):
                     stats.pings += 1
                     await ws.send_str(m.raw)
                 elif isinstance(m, DecodeError):
                     stats.decode_errors += 1
-                    sink.control(m)
+                    await sink.decode_error(m)
                 else:
                     await self._on_message(m, ws)
 
     async def _watchdog(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         opts = self.opts
         step = 0.5 if opts.stall_timeout is None else max(0.05, min(1.0, opts.stall_timeout / 4))
+        step = min(step, max(0.05, opts.idle_timeout / 4))
         while not ws.closed:
             await asyncio.sleep(step)
             now = time.monotonic()
+            waiting = self._waiting_since
+            if waiting and now - waiting > opts.idle_timeout:
+                # the read loop returns this reason when its receive() ends with the close
+                self._idle_reason = f"no frame for {opts.idle_timeout:.0f}s (half-open connection)"
+                await ws.close(code=1000, message=b"idle")
+                return
             if not self._ready:
                 if now - self._opened_at > opts.login_timeout:
                     log.warning(
@@ -677,7 +728,7 @@ class KiwoomSession(Session):
             subs = fifo.popleft()
             for s in subs:
                 if msg.trnm == "REG":
-                    if s.state is not SubState.PENDING:
+                    if s.state is not SubState.PENDING or s.removing:
                         continue
                     if msg.ok:
                         s._set(SubState.CONFIRMED)
@@ -698,14 +749,8 @@ class KiwoomSession(Session):
                                 code=str(msg.return_code),
                             )
                         )
-                else:
-                    self.subs.pop(s.key, None)
-                    s._set(SubState.REMOVED)
-                    self._emit(
-                        Unsubscribed(
-                            broker=self.broker, session=self.name, type=s.type, item=s.item
-                        )
-                    )
+                elif s.removing:
+                    self._removed(s)
             return
         if isinstance(msg, SystemMessage):
             if msg.code == "R10001":
@@ -740,7 +785,8 @@ class KISSession(Session):
         )
         self.codec = KISCodec("", custtype=config.custtype)
         self.decode = self.codec.receive
-        self._pending: dict[tuple[str, str], tuple[str, Subscription]] = {}
+        # (tr_id, tr_key) -> requests in flight, in the order sent (replies come in that order)
+        self._pending: dict[tuple[str, str], deque[tuple[str, Subscription]]] = {}
         self._approval_retried = False
         self._key = ""
 
@@ -767,11 +813,11 @@ class KISSession(Session):
 
     def _sent_subscribe(self, subs: list[Subscription]) -> None:
         for s in subs:
-            self._pending[s.key] = ("sub", s)
+            self._pending.setdefault(s.key, deque()).append(("sub", s))
 
     def _sent_unsubscribe(self, subs: list[Subscription]) -> None:
         for s in subs:
-            self._pending[s.key] = ("unsub", s)
+            self._pending.setdefault(s.key, deque()).append(("unsub", s))
 
     async def _on_message(self, msg: Any, ws: aiohttp.ClientWebSocketResponse) -> None:
         if not isinstance(msg, ControlReply):
@@ -779,6 +825,12 @@ class KISSession(Session):
             return
         code = msg.msg_cd
         if code == "OPSP8996":
+            lost = self._lost_good_at
+            if lost is not None and time.monotonic() - lost < self.opts.in_use_retry_for:
+                raise _Reconnect(
+                    "app key still in use (OPSP8996), most likely by this session's previous "
+                    "connection, which the broker has not dropped yet"
+                )
             raise FatalSession(
                 f"app key {mask(self.config.appkey)} is already in use by another session "
                 "(OPSP8996): not reconnecting",
@@ -791,11 +843,18 @@ class KISSession(Session):
                     await self.approval.renew(self._key)
                 except AuthError as e:
                     raise FatalSession(str(e), e.code) from None
+                except TransientError:
+                    # the refused key must not be used again: the next connection issues anew
+                    self.approval.invalidate()
+                    raise
                 raise _Reconnect("approval key refused (OPSP0011); got a new one", immediate=True)
             raise FatalSession(
                 "KIS refuses the approval key even after re-issuing it (OPSP0011)", code
             )
-        pending = self._pending.pop((msg.tr_id, msg.tr_key), None)
+        waiting = self._pending.get((msg.tr_id, msg.tr_key))
+        pending = waiting.popleft() if waiting else None
+        if waiting is not None and not waiting:
+            del self._pending[(msg.tr_id, msg.tr_key)]
         if pending is None:
             if not msg.ok:
                 log.warning(
@@ -804,7 +863,7 @@ class KISSession(Session):
             return
         op, s = pending
         if op == "sub":
-            if s.state is not SubState.PENDING:
+            if s.state is not SubState.PENDING or s.removing:
                 return
             if msg.ok:
                 self._approval_retried = False
@@ -825,13 +884,9 @@ class KISSession(Session):
                         code=code,
                     )
                 )
-        else:
+        elif s.removing:
             # OPSP0001, or OPSP0003 "not found": either way it is not registered now.
-            self.subs.pop(s.key, None)
-            s._set(SubState.REMOVED)
-            self._emit(
-                Unsubscribed(broker=self.broker, session=self.name, type=s.type, item=s.item)
-            )
+            self._removed(s)
 
 
 def _bind(fn: Callable[[list[Subscription]], None], subs: list[Subscription]) -> Callable[[], None]:

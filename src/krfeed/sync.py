@@ -33,6 +33,8 @@ class SyncFeed:
         self._thread = threading.Thread(target=self._loop.run_forever, name="krfeed", daemon=True)
         self._thread.start()
         self._items: queue.Queue[Any] = queue.Queue(maxsize=buffer)
+        self._closing = threading.Event()  # close() began: stop waiting for room in _items
+        self._ended = threading.Event()  # the forwarder is done: nothing more will arrive
         self.feed: Feed = self._call(self._make(brokers, feed_kw))
         self._pump: asyncio.Future[None] | None = None
 
@@ -63,20 +65,41 @@ class SyncFeed:
     def stats(self) -> dict[str, Any]:
         return self.feed.stats()
 
+    def _put(self, item: Any) -> bool:
+        """Wait for room (in a worker thread), but give up once the feed is closing: a thread
+        left waiting on a buffer nobody reads would keep the interpreter from exiting."""
+        while not self._closing.is_set():
+            try:
+                self._items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
     async def _forward(self) -> None:
         try:
             async for item in self.feed:
                 # A blocking put on the loop thread would stall the feed; hand off instead.
-                await asyncio.to_thread(self._items.put, item)
+                if not await asyncio.to_thread(self._put, item):
+                    return
         finally:
+            self._ended.set()
             with contextlib.suppress(queue.Full):
                 self._items.put_nowait(_END)
 
     def __iter__(self) -> Iterator[FeedItem]:
+        if self._closing.is_set():
+            return
         if self._pump is None:
             self._pump = asyncio.run_coroutine_threadsafe(self._forward(), self._loop)  # type: ignore[assignment]
         while True:
-            item = self._items.get()
+            try:
+                item = self._items.get(timeout=0.1)
+            except queue.Empty:
+                # _END may not have fitted into a full buffer: the flags say it instead
+                if self._ended.is_set() or self._closing.is_set():
+                    return
+                continue
             if item is _END:
                 return
             yield item
@@ -84,12 +107,17 @@ class SyncFeed:
     def close(self, timeout: float = 5.0) -> None:
         if not self._loop.is_running():
             return
+        self._closing.set()
         try:
             self._call(self.feed.close(timeout), timeout + 1)
             if self._pump is not None:
                 self._pump.cancel()
                 with contextlib.suppress(Exception):
                     self._call(asyncio.sleep(0.05), timeout)
+            with contextlib.suppress(Exception):
+                self._call(self._loop.shutdown_default_executor(), timeout)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout)
+            if not self._thread.is_alive():
+                self._loop.close()

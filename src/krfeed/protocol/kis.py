@@ -21,9 +21,14 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from krfeed.protocol.messages import ControlReply, DecodeError, Ping, UnknownMessage
 from krfeed.records.base import Record
 from krfeed.schema.catalog import types
-from krfeed.schema.compile import explain_failure, kis_decoder, kis_frame_decoder
+from krfeed.schema.compile import (
+    KISFrameDecoder,
+    explain_failure,
+    kis_decoder,
+    kis_frame_decoder,
+)
 from krfeed.schema.convert import TradingDay
-from krfeed.schema.core import F
+from krfeed.schema.core import F, RealtimeType
 
 BROKER = "kis"
 KISMessage = Record | ControlReply | Ping | UnknownMessage | DecodeError
@@ -166,7 +171,9 @@ class KISCodec:
         """Decode one inbound frame. Never raises: bad input becomes :class:`DecodeError`."""
         if received_at is None:
             received_at = datetime.now(UTC)
-        if isinstance(frame, bytes | bytearray | memoryview):
+        if type(frame) is str:
+            text = frame
+        elif isinstance(frame, bytes | bytearray | memoryview):
             try:
                 text = bytes(frame).decode("utf-8")
             except UnicodeDecodeError as e:
@@ -244,13 +251,15 @@ class KISCodec:
         enc, tr_id, nnn, payload = parts
         if enc not in ("0", "1"):
             return [_err(text, f"encryption flag {enc!r} is neither 0 nor 1", received_at, tr_id)]
-        if not nnn.isdigit() or not nnn.isascii():
-            return [_err(text, f"record count {nnn!r} is not a number", received_at, tr_id)]
-        count = int(nnn)
-        # exact TR ids only: get_type() also accepts lower case, constants and class names
-        t = types(BROKER).get(tr_id)
-        if t is None:
+        count = _COUNTS.get(nnn)
+        if count is None:
+            if not nnn.isdigit() or not nnn.isascii():
+                return [_err(text, f"record count {nnn!r} is not a number", received_at, tr_id)]
+            count = int(nnn)
+        plan = _PLANS.get(tr_id) or _plan(tr_id)
+        if plan is None:
             return [_err(text, f"unknown TR {tr_id!r}", received_at, tr_id)]
+        t, width, fast = plan
         if count == 0:
             return [
                 _err(
@@ -277,7 +286,6 @@ class KISCodec:
             except ValueError as e:
                 return [_err(text, f"{tr_id}: {e}", received_at, tr_id)]
         fields = payload.split("^")
-        width = len(t.fields)
         if len(fields) != count * width:
             return [
                 _err(
@@ -292,7 +300,7 @@ class KISCodec:
         # int() accepts "1_000", to_int() does not: such payloads take the exact decoders
         if "_" not in payload:
             try:
-                return kis_frame_decoder(t.code)(fields, received_at, day)
+                return fast(fields, received_at, day)
             except Exception:
                 pass  # decoded again below, record by record, to say which field is bad
         dec = kis_decoder(t.code)
@@ -305,6 +313,22 @@ class KISCodec:
                 why = explain_failure(t, _raw_at(fields, off), day)
                 out.append(_err(text, f"{tr_id} record {n + 1}/{count}: {why}", received_at, tr_id))
         return out
+
+
+#: "001" … "999" -> the record count (what int() makes of them, without the checks)
+_COUNTS = {f"{n:03d}": n for n in range(1000)}
+
+#: TR id -> (declaration, fields per record, fast decoder), filled on first use.
+_PLANS: dict[str, tuple[RealtimeType, int, KISFrameDecoder]] = {}
+
+
+def _plan(tr_id: str) -> tuple[RealtimeType, int, KISFrameDecoder] | None:
+    # exact TR ids only: get_type() also accepts lower case, constants and class names
+    t = types(BROKER).get(tr_id)
+    if t is None:
+        return None
+    plan = _PLANS[tr_id] = (t, len(t.fields), kis_frame_decoder(t.code))
+    return plan
 
 
 def _raw_at(fields: list[str], off: int) -> Callable[[int, F], str]:

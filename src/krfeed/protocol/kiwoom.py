@@ -11,7 +11,7 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from functools import cache, reduce
+from functools import reduce
 from typing import Any, Literal
 
 import msgspec
@@ -161,7 +161,9 @@ class KiwoomCodec:
         """Decode one inbound frame. Never raises: bad input becomes :class:`DecodeError`."""
         if received_at is None:
             received_at = datetime.now(UTC)
-        if isinstance(frame, bytes | bytearray | memoryview):
+        if type(frame) is str:
+            text = frame
+        elif isinstance(frame, bytes | bytearray | memoryview):
             try:
                 text = bytes(frame).decode("utf-8")
             except UnicodeDecodeError as e:
@@ -293,8 +295,7 @@ class KiwoomCodec:
         return DecodeError(broker=BROKER, raw=raw, reason=reason, received_at=received_at, type=typ)
 
 
-@cache
-def _real_decoder() -> Callable[[str], Any]:
+def _real_decoder() -> Callable[[str | bytes], Any]:
     """Decodes a REAL frame straight into typed entries (one Struct per type, tagged by
     ``type``), whose values are all strings: what the fast decoders take."""
     entries = [kiwoom_entry_struct(code) for code in types(BROKER)]
@@ -306,23 +307,35 @@ def _real_decoder() -> Callable[[str], Any]:
     return msgspec.json.Decoder(real).decode
 
 
+_decode_real: Callable[[str | bytes], Any] | None = None
+# entry Struct -> its fast decoder, without and with the per-value check for "_"
 _fast_of: dict[type, Callable[[Any, str, datetime, TradingDay], Record]] = {}
+_checked_of: dict[type, Callable[[Any, str, datetime, TradingDay], Record]] = {}
 
 
 def _real_fast(text: str, received_at: datetime) -> list[KiwoomMessage] | None:
     """The records of a well-formed REAL frame, or None: anything else (another ``trnm``, an
     unknown type, a value that is not a string, a bad field) takes the exact path."""
+    global _decode_real
+    if _decode_real is None:
+        _decode_real = _real_decoder()
     try:
-        msg = _real_decoder()(text)
+        msg = _decode_real(text)
     except msgspec.DecodeError:  # includes ValidationError
         return None
     day = TradingDay(received_at)
     out: list[KiwoomMessage] = []
+    # int() accepts "1_000" (to_int() does not): frames with a "_" anywhere (an item such as
+    # 005930_AL) or an escape (\u005f is "_") check every integer for it. (One character is
+    # searched for: in a str with Korean text, looking for "\\u" costs 20 times more.)
+    checked = "_" in text or "\\" in text
+    decoders = _checked_of if checked else _fast_of
     try:
         for e in msg.data:
-            dec = _fast_of.get(type(e))
+            dec = decoders.get(type(e))
             if dec is None:
-                dec = _fast_of[type(e)] = kiwoom_fast_decoder(e.__struct_config__.tag)
+                tag = e.__struct_config__.tag
+                dec = decoders[type(e)] = kiwoom_fast_decoder(tag, checked)
             out.append(dec(e.values, e.item.strip(), received_at, day))
     except Exception:
         return None

@@ -12,12 +12,16 @@ if TYPE_CHECKING:
     from krfeed.schema.core import RealtimeType
 
 
-class Record(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class Record(msgspec.Struct, frozen=True, gc=False):
     """A decoded real-time record.
 
     ``received_at`` is when krfeed read the frame (UTC); ``item`` is the subscribed key: the
     Kiwoom entry's ``item`` as sent (``039490_AL``, ``''`` for account pushes) or, for KIS, the
     record's first field (the ``tr_key``: stock code, or HTS ID for execution notices).
+
+    Construct records with keywords. (They also take positional arguments, in field order,
+    because the compiled decoders build them that way: msgspec matches keyword arguments
+    to fields one by one, which costs microseconds on types with a hundred fields.)
     """
 
     received_at: datetime
@@ -43,13 +47,13 @@ class Record(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return out
 
 
-class KiwoomRecord(Record, frozen=True, kw_only=True, gc=False):
+class KiwoomRecord(Record, frozen=True, gc=False):
     """A record from one entry of a Kiwoom ``REAL`` frame."""
 
     broker: ClassVar[str] = "kiwoom"
 
 
-class KISRecord(Record, frozen=True, kw_only=True, gc=False):
+class KISRecord(Record, frozen=True, gc=False):
     """One record of a KIS data frame ``<enc>|<TR>|<NNN>|<payload>``."""
 
     broker: ClassVar[str] = "kis"

@@ -17,7 +17,7 @@ from krfeed.schema.enums import Correction, NoticeKind, PriceSign, Side
 
 
 
-class ProgramTrading(KISRecord, frozen=True, kw_only=True, gc=False):
+class ProgramTrading(KISRecord, frozen=True, gc=False):
     """H0STPGM0 국내주식 실시간프로그램매매 (KRX) — Program-trading flow per stock (KRX)."""
 
     type: ClassVar[str] = 'H0STPGM0'
@@ -36,7 +36,7 @@ class ProgramTrading(KISRecord, frozen=True, kw_only=True, gc=False):
     total_net_bid_residual_qty: Annotated[int | None, Meta(title='전체순매수호가잔량', extra={'wire': 'WHOL_NTBY_QTY', 'kind': 'int'})] = None
 
 
-class ProgramTradingNxt(KISRecord, frozen=True, kw_only=True, gc=False):
+class ProgramTradingNxt(KISRecord, frozen=True, gc=False):
     """H0NXPGM0 국내주식 실시간프로그램매매 (NXT) — Program-trading flow per stock (NXT)."""
 
     type: ClassVar[str] = 'H0NXPGM0'
@@ -55,7 +55,7 @@ class ProgramTradingNxt(KISRecord, frozen=True, kw_only=True, gc=False):
     total_net_bid_residual_qty: Annotated[int | None, Meta(title='전체순매수호가잔량', extra={'wire': 'WHOL_NTBY_QTY', 'kind': 'int'})] = None
 
 
-class ProgramTradingTotal(KISRecord, frozen=True, kw_only=True, gc=False):
+class ProgramTradingTotal(KISRecord, frozen=True, gc=False):
     """H0UNPGM0 국내주식 실시간프로그램매매 (통합) — Program-trading flow per stock (KRX and NXT combined)."""
 
     type: ClassVar[str] = 'H0UNPGM0'
@@ -74,7 +74,7 @@ class ProgramTradingTotal(KISRecord, frozen=True, kw_only=True, gc=False):
     total_net_bid_residual_qty: Annotated[int | None, Meta(title='전체순매수호가잔량', extra={'wire': 'WHOL_NTBY_QTY', 'kind': 'int'})] = None
 
 
-class Trade(KISRecord, frozen=True, kw_only=True, gc=False):
+class Trade(KISRecord, frozen=True, gc=False):
     """H0STCNT0 국내주식 실시간체결가 (KRX) — Trade ticks with running day statistics per stock (KRX)."""
 
     type: ClassVar[str] = 'H0STCNT0'
@@ -128,7 +128,7 @@ class Trade(KISRecord, frozen=True, kw_only=True, gc=False):
     static_vi_ref_price: Annotated[int | None, Meta(title='정적VI발동기준가', extra={'wire': 'VI_STND_PRC', 'kind': 'int'})] = None
 
 
-class TradeNxt(KISRecord, frozen=True, kw_only=True, gc=False):
+class TradeNxt(KISRecord, frozen=True, gc=False):
     """H0NXCNT0 국내주식 실시간체결가 (NXT) — Trade ticks with running day statistics per stock (NXT)."""
 
     type: ClassVar[str] = 'H0NXCNT0'
@@ -182,7 +182,7 @@ class TradeNxt(KISRecord, frozen=True, kw_only=True, gc=False):
     static_vi_ref_price: Annotated[int | None, Meta(title='정적VI발동기준가', extra={'wire': 'VI_STND_PRC', 'kind': 'int'})] = None
 
 
-class TradeTotal(KISRecord, frozen=True, kw_only=True, gc=False):
+class TradeTotal(KISRecord, frozen=True, gc=False):
     """H0UNCNT0 국내주식 실시간체결가 (통합) — Trade ticks with running day statistics per stock (KRX and NXT combined)."""
 
     type: ClassVar[str] = 'H0UNCNT0'
@@ -236,7 +236,7 @@ class TradeTotal(KISRecord, frozen=True, kw_only=True, gc=False):
     static_vi_ref_price: Annotated[int | None, Meta(title='정적VI발동기준가', extra={'wire': 'VI_STND_PRC', 'kind': 'int'})] = None
 
 
-class OrderBook(KISRecord, frozen=True, kw_only=True, gc=False):
+class OrderBook(KISRecord, frozen=True, gc=False):
     """H0STASP0 국내주식 실시간호가 (KRX) — Ten-level order book per stock (KRX)."""
 
     type: ClassVar[str] = 'H0STASP0'
@@ -303,7 +303,7 @@ class OrderBook(KISRecord, frozen=True, kw_only=True, gc=False):
     deal_class_code: Annotated[str | None, Meta(title='주식매매구분코드', extra={'wire': 'STCK_DEAL_CLS_CODE', 'kind': 'text'})] = None
 
 
-class OrderBookNxt(KISRecord, frozen=True, kw_only=True, gc=False):
+class OrderBookNxt(KISRecord, frozen=True, gc=False):
     """H0NXASP0 국내주식 실시간호가 (NXT) — Ten-level order book per stock with KRX/NXT midpoints (NXT)."""
 
     type: ClassVar[str] = 'H0NXASP0'
@@ -376,7 +376,7 @@ class OrderBookNxt(KISRecord, frozen=True, kw_only=True, gc=False):
     nxt_mid_side_code: Annotated[str | None, Meta(title='NXT중간가매수매도구분', extra={'wire': 'NMID_CLS_CODE', 'kind': 'text'})] = None
 
 
-class OrderBookTotal(KISRecord, frozen=True, kw_only=True, gc=False):
+class OrderBookTotal(KISRecord, frozen=True, gc=False):
     """H0UNASP0 국내주식 실시간호가 (통합) — Ten-level order book per stock with KRX/NXT midpoints (KRX and NXT combined)."""
 
     type: ClassVar[str] = 'H0UNASP0'
@@ -449,7 +449,7 @@ class OrderBookTotal(KISRecord, frozen=True, kw_only=True, gc=False):
     nxt_mid_side_code: Annotated[str | None, Meta(title='NXT중간가매수매도구분', extra={'wire': 'NMID_CLS_CODE', 'kind': 'text'})] = None
 
 
-class ExecutionNotice(KISRecord, frozen=True, kw_only=True, gc=False):
+class ExecutionNotice(KISRecord, frozen=True, gc=False):
     """H0STCNI0 국내주식 실시간체결통보 — Order acknowledgements and fills for the account (real server)."""
 
     type: ClassVar[str] = 'H0STCNI0'
@@ -484,7 +484,7 @@ class ExecutionNotice(KISRecord, frozen=True, kw_only=True, gc=False):
     order_price: Annotated[int | None, Meta(title='주문가격', extra={'wire': 'ODER_PRC', 'kind': 'int'})] = None
 
 
-class ExecutionNoticeMock(KISRecord, frozen=True, kw_only=True, gc=False):
+class ExecutionNoticeMock(KISRecord, frozen=True, gc=False):
     """H0STCNI9 국내주식 실시간체결통보 — Order acknowledgements and fills for the account (mock server)."""
 
     type: ClassVar[str] = 'H0STCNI9'
@@ -519,7 +519,7 @@ class ExecutionNoticeMock(KISRecord, frozen=True, kw_only=True, gc=False):
     order_price: Annotated[int | None, Meta(title='주문가격', extra={'wire': 'ODER_PRC', 'kind': 'int'})] = None
 
 
-class ExpectedTrade(KISRecord, frozen=True, kw_only=True, gc=False):
+class ExpectedTrade(KISRecord, frozen=True, gc=False):
     """H0STANC0 국내주식 실시간예상체결 (KRX) — Expected auction price and volume per stock (KRX)."""
 
     type: ClassVar[str] = 'H0STANC0'
@@ -572,7 +572,7 @@ class ExpectedTrade(KISRecord, frozen=True, kw_only=True, gc=False):
     market_termination_code: Annotated[str | None, Meta(title='임의종료구분코드', extra={'wire': 'MRKT_TRTM_CLS_CODE', 'kind': 'text'})] = None
 
 
-class ExpectedTradeNxt(KISRecord, frozen=True, kw_only=True, gc=False):
+class ExpectedTradeNxt(KISRecord, frozen=True, gc=False):
     """H0NXANC0 국내주식 실시간예상체결 (NXT) — Expected auction price and volume per stock (NXT)."""
 
     type: ClassVar[str] = 'H0NXANC0'
@@ -626,7 +626,7 @@ class ExpectedTradeNxt(KISRecord, frozen=True, kw_only=True, gc=False):
     static_vi_ref_price: Annotated[int | None, Meta(title='정적VI발동기준가', extra={'wire': 'VI_STND_PRC', 'kind': 'int'})] = None
 
 
-class ExpectedTradeTotal(KISRecord, frozen=True, kw_only=True, gc=False):
+class ExpectedTradeTotal(KISRecord, frozen=True, gc=False):
     """H0UNANC0 국내주식 실시간예상체결 (통합) — Expected auction price and volume per stock (KRX and NXT combined)."""
 
     type: ClassVar[str] = 'H0UNANC0'
@@ -680,7 +680,7 @@ class ExpectedTradeTotal(KISRecord, frozen=True, kw_only=True, gc=False):
     static_vi_ref_price: Annotated[int | None, Meta(title='정적VI발동기준가', extra={'wire': 'VI_STND_PRC', 'kind': 'int'})] = None
 
 
-class OvertimeOrderBook(KISRecord, frozen=True, kw_only=True, gc=False):
+class OvertimeOrderBook(KISRecord, frozen=True, gc=False):
     """H0STOAA0 국내주식 시간외 실시간호가 (KRX) — Nine-level order book of the after-hours single-price session (KRX)."""
 
     type: ClassVar[str] = 'H0STOAA0'
@@ -742,7 +742,7 @@ class OvertimeOrderBook(KISRecord, frozen=True, kw_only=True, gc=False):
     overtime_total_bid_qty_change: Annotated[int | None, Meta(title='시간외총매수호가증감', extra={'wire': 'OVTM_TOTAL_BIDP_ICDC', 'kind': 'int'})] = None
 
 
-class OvertimeTrade(KISRecord, frozen=True, kw_only=True, gc=False):
+class OvertimeTrade(KISRecord, frozen=True, gc=False):
     """H0STOUP0 국내주식 시간외 실시간체결가 (KRX) — Trades of the after-hours single-price session (KRX)."""
 
     type: ClassVar[str] = 'H0STOUP0'
@@ -793,7 +793,7 @@ class OvertimeTrade(KISRecord, frozen=True, kw_only=True, gc=False):
     prev_same_time_volume_rate: Annotated[Decimal | None, Meta(title='전일동시간누적거래량비율', extra={'wire': 'PRDY_SMNS_HOUR_ACML_VOL_RATE', 'kind': 'decimal'})] = None
 
 
-class OvertimeExpectedTrade(KISRecord, frozen=True, kw_only=True, gc=False):
+class OvertimeExpectedTrade(KISRecord, frozen=True, gc=False):
     """H0STOAC0 국내주식 시간외 실시간예상체결 (KRX) — Expected prices of the after-hours single-price session (KRX)."""
 
     type: ClassVar[str] = 'H0STOAC0'
@@ -844,7 +844,7 @@ class OvertimeExpectedTrade(KISRecord, frozen=True, kw_only=True, gc=False):
     prev_same_time_volume_rate: Annotated[Decimal | None, Meta(title='전일동시간누적거래량비율', extra={'wire': 'PRDY_SMNS_HOUR_ACML_VOL_RATE', 'kind': 'decimal'})] = None
 
 
-class MarketStatus(KISRecord, frozen=True, kw_only=True, gc=False):
+class MarketStatus(KISRecord, frozen=True, gc=False):
     """H0STMKO0 국내주식 장운영정보 (KRX) — Market-operation, halt and VI status per stock (KRX)."""
 
     type: ClassVar[str] = 'H0STMKO0'
@@ -863,7 +863,7 @@ class MarketStatus(KISRecord, frozen=True, kw_only=True, gc=False):
     exchange_code: Annotated[str | None, Meta(title='거래소구분코드', extra={'wire': 'EXCH_CLS_CODE', 'kind': 'text'})] = None
 
 
-class MarketStatusNxt(KISRecord, frozen=True, kw_only=True, gc=False):
+class MarketStatusNxt(KISRecord, frozen=True, gc=False):
     """H0NXMKO0 국내주식 장운영정보 (NXT) — Market-operation, halt and VI status per stock (NXT)."""
 
     type: ClassVar[str] = 'H0NXMKO0'
@@ -882,7 +882,7 @@ class MarketStatusNxt(KISRecord, frozen=True, kw_only=True, gc=False):
     exchange_code: Annotated[str | None, Meta(title='거래소 구분코드', extra={'wire': 'EXCH_CLS_CODE', 'kind': 'text'})] = None
 
 
-class MarketStatusTotal(KISRecord, frozen=True, kw_only=True, gc=False):
+class MarketStatusTotal(KISRecord, frozen=True, gc=False):
     """H0UNMKO0 국내주식 장운영정보 (통합) — Market-operation, halt and VI status per stock (KRX and NXT combined)."""
 
     type: ClassVar[str] = 'H0UNMKO0'
@@ -900,7 +900,7 @@ class MarketStatusTotal(KISRecord, frozen=True, kw_only=True, gc=False):
     exchange_code: Annotated[str | None, Meta(title='거래소 구분코드', extra={'wire': 'EXCH_CLS_CODE', 'kind': 'text'})] = None
 
 
-class Members(KISRecord, frozen=True, kw_only=True, gc=False):
+class Members(KISRecord, frozen=True, gc=False):
     """H0STMBC0 국내주식 실시간회원사 (KRX) — Top-five selling and buying member firms per stock (KRX)."""
 
     type: ClassVar[str] = 'H0STMBC0'
@@ -986,7 +986,7 @@ class Members(KISRecord, frozen=True, kw_only=True, gc=False):
     buy_member_eng_name_5: Annotated[str | None, Meta(title='매수영문회원사명5', extra={'wire': 'BYOV_MBCR_ENG_NAME5', 'kind': 'text'})] = None
 
 
-class MembersNxt(KISRecord, frozen=True, kw_only=True, gc=False):
+class MembersNxt(KISRecord, frozen=True, gc=False):
     """H0NXMBC0 국내주식 실시간회원사 (NXT) — Top-five selling and buying member firms per stock (NXT)."""
 
     type: ClassVar[str] = 'H0NXMBC0'
@@ -1072,7 +1072,7 @@ class MembersNxt(KISRecord, frozen=True, kw_only=True, gc=False):
     buy_member_eng_name_5: Annotated[str | None, Meta(title='매수영문회원사명5', extra={'wire': 'BYOV_MBCR_ENG_NAME5', 'kind': 'text'})] = None
 
 
-class MembersTotal(KISRecord, frozen=True, kw_only=True, gc=False):
+class MembersTotal(KISRecord, frozen=True, gc=False):
     """H0UNMBC0 국내주식 실시간회원사 (통합) — Top-five selling and buying member firms per stock (KRX and NXT combined)."""
 
     type: ClassVar[str] = 'H0UNMBC0'
@@ -1158,7 +1158,7 @@ class MembersTotal(KISRecord, frozen=True, kw_only=True, gc=False):
     buy_member_eng_name_5: Annotated[str | None, Meta(title='매수영문회원사명5', extra={'wire': 'BYOV_MBCR_ENG_NAME5', 'kind': 'text'})] = None
 
 
-class IndexTrade(KISRecord, frozen=True, kw_only=True, gc=False):
+class IndexTrade(KISRecord, frozen=True, gc=False):
     """H0UPCNT0 국내지수 실시간체결 — Index level, change and advance/decline counts per sector index."""
 
     type: ClassVar[str] = 'H0UPCNT0'
@@ -1196,7 +1196,7 @@ class IndexTrade(KISRecord, frozen=True, kw_only=True, gc=False):
     tick_change: Annotated[int | None, Meta(title='TICK대비', extra={'wire': 'TICK_VRSS', 'kind': 'int'})] = None
 
 
-class IndexExpectedTrade(KISRecord, frozen=True, kw_only=True, gc=False):
+class IndexExpectedTrade(KISRecord, frozen=True, gc=False):
     """H0UPANC0 국내지수 실시간예상체결 — Expected index level during auctions per sector index."""
 
     type: ClassVar[str] = 'H0UPANC0'
@@ -1234,7 +1234,7 @@ class IndexExpectedTrade(KISRecord, frozen=True, kw_only=True, gc=False):
     tick_change: Annotated[int | None, Meta(title='TICK대비', extra={'wire': 'TICK_VRSS', 'kind': 'int'})] = None
 
 
-class IndexProgramTrading(KISRecord, frozen=True, kw_only=True, gc=False):
+class IndexProgramTrading(KISRecord, frozen=True, gc=False):
     """H0UPPGM0 국내지수 실시간프로그램매매 — Arbitrage and non-arbitrage program-trading totals per sector index."""
 
     type: ClassVar[str] = 'H0UPPGM0'

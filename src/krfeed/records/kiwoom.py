@@ -17,7 +17,7 @@ from krfeed.schema.enums import ConditionEvent, Direction, Exchange, MarketSessi
 
 
 
-class OrderExecution(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class OrderExecution(KiwoomRecord, frozen=True, gc=False):
     """00 주문체결 — Order and fill events of the token's own account (register with item '')."""
 
     type: ClassVar[str] = '00'
@@ -65,7 +65,7 @@ class OrderExecution(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     sor: Annotated[bool | None, Meta(title='SOR여부', extra={'wire': '2136', 'kind': 'yn'})] = None
 
 
-class Balance(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class Balance(KiwoomRecord, frozen=True, gc=False):
     """04 잔고 — Holding updates of the token's own account after fills (register with item '')."""
 
     type: ClassVar[str] = '04'
@@ -105,7 +105,7 @@ class Balance(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     extra_924: Annotated[str | None, Meta(title='Extra Item', extra={'wire': '924', 'kind': 'text'})] = None
 
 
-class NominalPrice(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class NominalPrice(KiwoomRecord, frozen=True, gc=False):
     """0A 주식기세 — Price changes without a trade, such as block deals or closing-price corrections."""
 
     type: ClassVar[str] = '0A'
@@ -138,7 +138,7 @@ class NominalPrice(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     lower_limit_time: Annotated[datetime | None, Meta(title='하한가발생시간', extra={'wire': '568', 'kind': 'time'})] = None
 
 
-class StockTrade(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class StockTrade(KiwoomRecord, frozen=True, gc=False):
     """0B 주식체결 — Trade ticks of a stock."""
 
     type: ClassVar[str] = '0B'
@@ -197,7 +197,7 @@ class StockTrade(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     exchange: Annotated[str | None, Meta(title='거래소구분', extra={'wire': '9081', 'kind': 'text'})] = None
 
 
-class BestQuote(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class BestQuote(KiwoomRecord, frozen=True, gc=False):
     """0C 주식우선호가 — Best ask and bid of a stock."""
 
     type: ClassVar[str] = '0C'
@@ -209,7 +209,7 @@ class BestQuote(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     best_bid_dir: Annotated[Direction | None, Meta(title='(최우선)매수호가 부호', extra={'wire': '28', 'kind': 'price'})] = None
 
 
-class OrderBook(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class OrderBook(KiwoomRecord, frozen=True, gc=False):
     """0D 주식호가잔량 — Ten-level order book of a stock with totals, expected fill and KRX/NXT breakdown."""
 
     type: ClassVar[str] = '0D'
@@ -404,7 +404,7 @@ class OrderBook(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     nxt_mid_change_rate: Annotated[Decimal | None, Meta(title='NXT중간가대비등락율', extra={'wire': '6115', 'kind': 'decimal'})] = None
 
 
-class AfterHoursOrderBook(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class AfterHoursOrderBook(KiwoomRecord, frozen=True, gc=False):
     """0E 주식시간외호가 — After-hours order book totals of a stock."""
 
     type: ClassVar[str] = '0E'
@@ -417,7 +417,7 @@ class AfterHoursOrderBook(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     after_hours_total_bid_qty_change: Annotated[int | None, Meta(title='시간외매수호가총잔량직전대비', extra={'wire': '136', 'kind': 'int'})] = None
 
 
-class TradingMembers(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class TradingMembers(KiwoomRecord, frozen=True, gc=False):
     """0F 주식당일거래원 — Top five selling and buying member firms of the day for a stock."""
 
     type: ClassVar[str] = '0F'
@@ -482,7 +482,7 @@ class TradingMembers(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     exchange: Annotated[str | None, Meta(title='거래소구분', extra={'wire': '337', 'kind': 'text'})] = None
 
 
-class EtfNav(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class EtfNav(KiwoomRecord, frozen=True, gc=False):
     """0G ETF NAV — NAV and tracking figures of an ETF."""
 
     type: ClassVar[str] = '0G'
@@ -507,7 +507,7 @@ class EtfNav(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     nav_etf_disparity: Annotated[Decimal | None, Meta(title='NAV/ETF괴리율', extra={'wire': '266', 'kind': 'decimal'})] = None
 
 
-class ExpectedTrade(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class ExpectedTrade(KiwoomRecord, frozen=True, gc=False):
     """0H 주식예상체결 — Expected fill price and volume of a stock during an auction."""
 
     type: ClassVar[str] = '0H'
@@ -524,7 +524,7 @@ class ExpectedTrade(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     change_sign: Annotated[PriceSign | str | None, Meta(title='전일대비기호', extra={'wire': '25', 'kind': 'enum:sign'})] = None
 
 
-class GoldPrice(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class GoldPrice(KiwoomRecord, frozen=True, gc=False):
     """0I 국제금환산가격 — International gold price converted to won."""
 
     type: ClassVar[str] = '0I'
@@ -537,7 +537,7 @@ class GoldPrice(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     change_rate: Annotated[Decimal | None, Meta(title='등락율', extra={'wire': '12', 'kind': 'decimal'})] = None
 
 
-class SectorIndex(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class SectorIndex(KiwoomRecord, frozen=True, gc=False):
     """0J 업종지수 — Level and volume of a sector index."""
 
     type: ClassVar[str] = '0J'
@@ -562,7 +562,7 @@ class SectorIndex(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     volume_vs_prev_day: Annotated[int | None, Meta(title='전일거래량대비', extra={'wire': '26', 'kind': 'int'})] = None
 
 
-class SectorBreadth(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class SectorBreadth(KiwoomRecord, frozen=True, gc=False):
     """0U 업종등락 — Counts of rising, flat and falling issues of a sector."""
 
     type: ClassVar[str] = '0U'
@@ -585,7 +585,7 @@ class SectorBreadth(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     change_sign: Annotated[PriceSign | str | None, Meta(title='전일대비기호', extra={'wire': '25', 'kind': 'enum:sign'})] = None
 
 
-class StockInfo(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class StockInfo(KiwoomRecord, frozen=True, gc=False):
     """0g 주식종목정보 — Market measures on a stock: extensions, limits, reference price, VI and status changes."""
 
     type: ClassVar[str] = '0g'
@@ -606,7 +606,7 @@ class StockInfo(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     stock_info: Annotated[str | None, Meta(title='종목정보', extra={'wire': '370', 'kind': 'text'})] = None
 
 
-class ElwTheoreticalPrice(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class ElwTheoreticalPrice(KiwoomRecord, frozen=True, gc=False):
     """0m ELW 이론가 — Theoretical price and greeks of an ELW."""
 
     type: ClassVar[str] = '0m'
@@ -625,7 +625,7 @@ class ElwTheoreticalPrice(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     lp_implied_volatility: Annotated[Decimal | None, Meta(title='LP호가내재변동성', extra={'wire': '706', 'kind': 'decimal'})] = None
 
 
-class MarketStatus(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class MarketStatus(KiwoomRecord, frozen=True, gc=False):
     """0s 장시작시간 — Market phase notices: before the open, open, close and after-hours sessions."""
 
     type: ClassVar[str] = '0s'
@@ -636,7 +636,7 @@ class MarketStatus(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     time_to_open: Annotated[str | None, Meta(title='장시작예상잔여시간', extra={'wire': '214', 'kind': 'text'})] = None
 
 
-class ElwIndicator(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class ElwIndicator(KiwoomRecord, frozen=True, gc=False):
     """0u ELW 지표 — Parity, premium, gearing and break-even indicators of an ELW."""
 
     type: ClassVar[str] = '0u'
@@ -650,7 +650,7 @@ class ElwIndicator(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     elw_capital_support_point: Annotated[Decimal | None, Meta(title='ELW자본지지점', extra={'wire': '669', 'kind': 'decimal'})] = None
 
 
-class ProgramTrading(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class ProgramTrading(KiwoomRecord, frozen=True, gc=False):
     """0w 종목프로그램매매 — Program trading volumes and amounts of a stock."""
 
     type: ClassVar[str] = '0w'
@@ -676,7 +676,7 @@ class ProgramTrading(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     investor_ticker: Annotated[str | None, Meta(title='투자자별ticker', extra={'wire': '216', 'kind': 'text'})] = None
 
 
-class ViTrigger(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class ViTrigger(KiwoomRecord, frozen=True, gc=False):
     """1h VI발동/해제 — Volatility interruption triggered or released on a stock."""
 
     type: ClassVar[str] = '1h'
@@ -703,7 +703,7 @@ class ViTrigger(KiwoomRecord, frozen=True, kw_only=True, gc=False):
     extra_1279: Annotated[str | None, Meta(title='Extra Item', extra={'wire': '1279', 'kind': 'text'})] = None
 
 
-class ConditionHit(KiwoomRecord, frozen=True, kw_only=True, gc=False):
+class ConditionHit(KiwoomRecord, frozen=True, gc=False):
     """02 조건검색 — A stock entering or leaving a real-time condition search (registered with CNSRREQ)."""
 
     type: ClassVar[str] = '02'

@@ -96,7 +96,7 @@ def render(broker: str) -> str:
         doc = f"{t.code} {t.title}"
         if t.description:
             doc += f" — {t.description}"
-        out.append(f"\n\nclass {t.name}({base}, frozen=True, kw_only=True, gc=False):")
+        out.append(f"\n\nclass {t.name}({base}, frozen=True, gc=False):")
         out.append(f'    """{doc}"""\n')
         out.append(f"    type: ClassVar[str] = {t.code!r}")
         out.append(f"    title: ClassVar[str] = {t.title!r}")

@@ -18,6 +18,8 @@ Two decoders per type:
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
@@ -143,6 +145,8 @@ _MEMO_KINDS: dict[str, Callable[[Any], Any]] = {
 
 def _memo_namespace() -> dict[str, Any]:
     ns: dict[str, Any] = {"MISS": object(), "to_int": cv.to_int, "astuple": astuple}
+    # outside every receive-time window: a time not cached yet goes to day.time()
+    ns["NEVER"] = datetime(1, 1, 2, tzinfo=cv.KST)
     convs: dict[str, Callable[[Any], Any]] = dict(_MEMO_KINDS)
     for kind in ENUM_KINDS:
         convs[f"enum_{kind}"] = _NS[f"enum_{kind}"]
@@ -156,38 +160,50 @@ def _memo_namespace() -> dict[str, Any]:
 _FAST_NS = _memo_namespace()
 
 
-def _fast_body(t: RealtimeType, checked_ints: bool) -> tuple[list[str], list[str]]:
-    """Statements and constructor arguments of one record; field ``i`` is in ``v{i}``."""
+def _fast_body(t: RealtimeType, ints: str) -> tuple[list[str], list[str]]:
+    """Statements, and the constructor's positional arguments (each with a comment naming its
+    attribute), of one record; field ``i`` is in ``v{i}``.
+
+    ``ints``: ``"parsed"`` (integer field ``i`` is already an int, in ``i{i}``), ``"inline"``
+    (``int(v)``: the caller checked the payload for ``_``) or ``"checked"`` (``int(v)`` after
+    a per-value check for ``_``)."""
     pre: list[str] = []
     args: list[str] = []
     for i, f in enumerate(t.fields):
         v = f"v{i}"
         k = f.kind
         if k == "text":
-            args.append(f"{f.name}={v}.strip() or None")
+            args.append(f"{v}.strip() or None,  # {f.name}")
+        elif k == "int" and ints == "parsed":
+            args.append(f"i{i},  # {f.name}")
         elif k == "int":
             # int() also accepts "1_000": where the payload was not checked, such a value goes
             # to to_int(), which rejects it
-            ok = f"{v} and '_' not in {v}" if checked_ints else v
-            other = f"to_int({v})" if checked_ints else "None"
-            args.append(f"{f.name}=int({v}) if {ok} else {other}")
+            checked = ints == "checked"
+            ok = f"{v} and '_' not in {v}" if checked else v
+            other = f"to_int({v})" if checked else "None"
+            args.append(f"int({v}) if {ok} else {other},  # {f.name}")
         elif k == "time":
-            pre.append(f"t{i} = times_get({v})")
-            pre.append(f"if t{i} is None or t{i} < lo or t{i} > hi:")
+            # a time seen before on this date, inside the window: the answer; else day.time()
+            pre.append(f"t{i} = times_get({v}, NEVER)")
+            pre.append(f"if not lo <= t{i} <= hi:")
             pre.append(f"    t{i} = day.time({v})")
-            args.append(f"{f.name}=t{i}")
+            args.append(f"t{i},  # {f.name}")
         else:
             name = f"enum_{k[5:]}" if k.startswith("enum:") else k
-            memo = f"{name}_get({v}, MISS)"
-            pre.append(f"x{i} = {memo}")
-            pre.append(f"if x{i} is MISS:")
-            pre.append(f"    x{i} = {name}_miss({v})")
+            if k in ("price", "price_decimal", "aggressor_qty"):
+                # (level, sign) pairs: a tuple is never false
+                pre.append(f"x{i} = {name}_get({v}) or {name}_miss({v})")
+            else:
+                pre.append(f"x{i} = {name}_get({v}, MISS)")
+                pre.append(f"if x{i} is MISS:")
+                pre.append(f"    x{i} = {name}_miss({v})")
             if k in ("price", "price_decimal", "aggressor_qty"):
                 a, b = f.attrs
-                args.append(f"{a}=x{i}[0]")
-                args.append(f"{b}=x{i}[1]")
+                args.append(f"x{i}[0],  # {a}")
+                args.append(f"x{i}[1],  # {b}")
             else:
-                args.append(f"{f.name}=x{i}")
+                args.append(f"x{i},  # {f.name}")
     return pre, args
 
 
@@ -207,35 +223,179 @@ def _unpack(t: RealtimeType) -> str:
     return names + "," if len(t.fields) == 1 else names
 
 
+#: Records per frame from which decoding column by column pays (measured: PGM/CNT0/ASP0).
+_COLUMNS_FROM = 8
+#: Integer fields per record from which parsing them as one JSON array pays.
+_PARSE_INTS_FROM = 12
+
+
 def _kis_fast_source(t: RealtimeType) -> str:
+    """``decode(f, received_at, day)``: one record (straight-line code), many records
+    (column by column), or a few (a loop)."""
     w = len(t.fields)
-    pre, args = _fast_body(t, checked_ints=False)
     item = "v0.strip()" if t.keyed else "''"
+    int_pos = [i for i, f in enumerate(t.fields) if f.kind == "int"]
+    pre, args = _fast_body(t, ints="inline")
+    build = ["Cls(", *_indent(["received_at,", f"{item},  # item", *args], 4).splitlines(), ")"]
     src = "def decode(f, received_at, day):\n" + _prologue(t)
+    src += f"    if len(f) == {w}:  # one record (the usual case): no loop, no slice\n"
+    src += f"        {_unpack(t)} = f\n"
+    if len(int_pos) >= _PARSE_INTS_FROM:
+        # The integers parsed in one call, as a JSON array (see parse_ints); anything it
+        # cannot take raises, as does a count that does not match (a value with a ",").
+        pre1, args1 = _fast_body(t, ints="parsed")
+        names = ", ".join(f"i{i}" for i in int_pos)
+        src += "        text = ','.join(int_values(f))\n"
+        src += "        try:\n"
+        src += "            if ',,' in text:  # empty values (a failed parse costs more)\n"
+        src += "                raise ValueError\n"
+        src += f"            {names} = int_list('[' + text + ']')\n"
+        src += "        except (DecodeError, ValueError):\n"
+        src += "            try:  # empty values?\n"
+        src += f"                {names} = ints_with_empty(text)\n"
+        src += "            except (DecodeError, ValueError):  # one by one, then\n"
+        src += _indent([f"i{i} = int(v{i}) if v{i} else None" for i in int_pos], 16)
+        build1 = ["Cls(", *_indent(["received_at,", f"{item},  # item", *args1], 4).splitlines()]
+        src += _indent(pre1, 8)
+        src += _indent(["return [" + build1[0], *build1[1:], ")]"], 8)
+    else:
+        src += _indent(pre, 8)
+        src += _indent(["return [" + build[0], *build[1:-1], build[-1] + "]"], 8)
+    if int_pos:
+        # Frames of many records are decoded column by column: the integers of the whole
+        # payload parsed in one call (see parse_ints), a list comprehension per other field,
+        # and the records built by map() in C. That has a fixed cost per field (a
+        # comprehension, a slice): frames of fewer records, and integers parse_ints() cannot
+        # take ("+5"), go through the loop below.
+        src += f"    n = len(f) // {w}\n"
+        src += (
+            f"    if n >= {_COLUMNS_FROM} and (ints := parse_ints(int_fields(f, n))) is not None:\n"
+        )
+        lines = []
+        cols = ["repeat(received_at, n),"]
+        if t.keyed:
+            lines.append(f"items = [v.strip() for v in f[0::{w}]]")
+            cols.append("items,")
+        else:
+            cols.append("repeat('', n),")
+        for i, f in enumerate(t.fields):
+            col = f"f[{i}::{w}]"
+            k = f.kind
+            if k == "int":
+                cols.append(f"ints[{int_pos.index(i)}::{len(int_pos)}],  # {f.name}")
+            elif k == "text":
+                cols.append(f"[v.strip() or None for v in {col}],  # {f.name}")
+            elif k == "time":
+                cols.append(
+                    f"[t if lo <= (t := times_get(v, NEVER)) <= hi else day.time(v) "
+                    f"for v in {col}],  # {f.name}"
+                )
+            else:
+                name = f"enum_{k[5:]}" if k.startswith("enum:") else k
+                memo = (
+                    f"[x if (x := {name}_get(v, MISS)) is not MISS else {name}_miss(v) "
+                    f"for v in {col}]"
+                )
+                if k in ("price", "price_decimal", "aggressor_qty"):
+                    a, b = f.attrs
+                    lines.append(f"p{i} = {memo}")
+                    cols.append(f"[x[0] for x in p{i}],  # {a}")
+                    cols.append(f"[x[1] for x in p{i}],  # {b}")
+                else:
+                    cols.append(f"{memo},  # {f.name}")
+        src += _indent(lines, 8)
+        src += "        return list(map(\n            Cls,\n" + _indent(cols, 12) + "        ))\n"
     src += "    out = []\n"
     src += f"    for o in range(0, len(f), {w}):\n"
     src += f"        {_unpack(t)} = f[o:o + {w}]\n"
     src += _indent(pre, 8)
-    src += f"        out.append(Cls(received_at=received_at, item={item},\n"
-    src += _indent([a + "," for a in args], 12)
-    src += "        ))\n    return out\n"
+    src += _indent(["out.append(" + build[0], *build[1:-1], build[-1] + ")"], 8)
+    src += "    return out\n"
     return src
 
 
-def _kiwoom_fast_source(t: RealtimeType) -> str:
-    pre, args = _fast_body(t, checked_ints=True)
+def _kiwoom_fast_source(t: RealtimeType, checked: bool = False) -> str:
+    pre, args = _fast_body(t, ints="checked" if checked else "inline")
     src = "def decode(v, item, received_at, day):\n" + _prologue(t)
     src += f"    {_unpack(t)} = astuple(v)\n"
     src += _indent(pre, 4)
-    src += "    return Cls(received_at=received_at, item=item,\n"
-    src += _indent([a + "," for a in args], 8)
+    src += "    return Cls(\n"
+    src += _indent(["received_at,", "item,", *args], 8)
     src += "    )\n"
     return src
 
 
-def _compile_fast(src: str, name: str, cls: type[Record]) -> Any:
+_int_list = msgspec.json.Decoder(list[int | None]).decode
+_int_list_strict = msgspec.json.Decoder(list[int]).decode
+
+
+def parse_ints(values: Sequence[str]) -> list[int | None] | None:
+    """``[to_int(v) for v in values]``, parsed as one JSON array; None where that fails.
+
+    Exact where it succeeds: a JSON integer is ``-?(0|[1-9][0-9]*)`` with optional JSON
+    whitespace (which ``int()`` strips too); any other value (``+5``, ``007``, ``1.0``,
+    ``1e3``, text, a lone space) fails the whole array, and a value carrying its own ``,``
+    changes the length, which is checked. Empty values become ``null`` (None), and since a
+    value containing an ``l`` is refused up front, every ``null`` came from an empty value.
+    Integers too long for ``int()`` fail too.
+    """
+    text = ",".join(values)
+    try:
+        ints: list[Any] = _int_list_strict("[" + text + "]")
+    except msgspec.DecodeError:  # includes ValidationError
+        try:
+            ints = _ints_with_empty(text)
+        except (msgspec.DecodeError, ValueError):
+            return None
+    return ints if len(ints) == len(values) else None
+
+
+def _ints_with_empty(text: str) -> list[int | None]:
+    """The integers of ``",".join(values)`` where some values are empty (None): see
+    :func:`parse_ints`. Raises ValueError where that returns None."""
+    if "l" in text:
+        raise ValueError("not integers")
+    text = ("," + text + ",").replace(",,", ",null,").replace(",,", ",null,")[1:-1]
+    return _int_list("[" + text + "]")
+
+
+class _Gather:
+    """``gather(fields, n)``: the values at ``positions`` of each of ``n`` records of
+    ``width`` fields, as one tuple (a C-level itemgetter per record count)."""
+
+    __slots__ = ("_by_count", "_positions", "_width")
+
+    def __init__(self, width: int, positions: Sequence[int]) -> None:
+        self._width = width
+        self._positions = tuple(positions)
+        self._by_count: dict[int, Callable[[Sequence[str]], tuple[str, ...]]] = {}
+
+    def __call__(self, fields: Sequence[str], n: int) -> tuple[str, ...]:
+        get = self._by_count.get(n)
+        if get is None:
+            idx = [r * self._width + p for r in range(n) for p in self._positions]
+            if len(idx) == 1:
+                one = idx[0]
+                get = self._by_count[n] = lambda f: (f[one],)
+            else:
+                get = self._by_count[n] = operator.itemgetter(*idx)
+        return get(fields)
+
+
+def _compile_fast(src: str, name: str, cls: type[Record], t: RealtimeType | None = None) -> Any:
     ns = dict(_FAST_NS)
     ns["Cls"] = cls
+    ns["parse_ints"] = parse_ints
+    ns["repeat"] = itertools.repeat
+    ns["int_list"] = _int_list_strict
+    ns["ints_with_empty"] = _ints_with_empty
+    ns["DecodeError"] = msgspec.DecodeError
+    if t is not None:
+        w = len(t.fields)
+        int_pos = [i for i, f in enumerate(t.fields) if f.kind == "int"]
+        ns["int_fields"] = _Gather(w, int_pos)
+        if len(int_pos) > 1:
+            ns["int_values"] = operator.itemgetter(*int_pos)
     exec(compile(src, f"<krfeed fast decoder {name}>", "exec"), ns)
     return ns["decode"]
 
@@ -255,7 +415,7 @@ def kis_frame_decoder(code: str) -> KISFrameDecoder:
     """
     t = get_type("kis", code)
     fn: KISFrameDecoder = _compile_fast(
-        _kis_fast_source(t), f"kis {code}", record_class("kis", code)
+        _kis_fast_source(t), f"kis {code}", record_class("kis", code), t
     )
     return fn
 
@@ -291,14 +451,16 @@ def kiwoom_entry_struct(code: str) -> type[msgspec.Struct]:
 
 
 @cache
-def kiwoom_fast_decoder(code: str) -> KiwoomFastDecoder:
+def kiwoom_fast_decoder(code: str, checked: bool = False) -> KiwoomFastDecoder:
     """``decode(values, item, received_at, day) -> Record`` from a typed ``values`` Struct.
 
-    Fast path: on any exception decode the entry with :func:`kiwoom_decoder`.
+    Fast path: on any exception decode the entry with :func:`kiwoom_decoder`. Unless
+    ``checked``, the values must contain no ``_`` (which ``int()`` accepts in integers): the
+    caller checks the frame for ``_`` (and for ``\\u`` escapes) once.
     """
     t = get_type("kiwoom", code)
     fn: KiwoomFastDecoder = _compile_fast(
-        _kiwoom_fast_source(t), f"kiwoom {code}", record_class("kiwoom", code)
+        _kiwoom_fast_source(t, checked), f"kiwoom {code}", record_class("kiwoom", code)
     )
     return fn
 

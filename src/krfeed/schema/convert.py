@@ -11,12 +11,13 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import ClassVar, TypeVar
+from typing import TypeVar
 
 from krfeed.schema.enums import Direction, Side
 
 KST = timezone(timedelta(hours=9), "KST")
-_KST_OFFSET = timedelta(hours=9)
+_EPOCH_UTC = datetime(2000, 1, 1, tzinfo=UTC)
+_EPOCH_KST = _EPOCH_UTC.astimezone(KST)
 _HALF_DAY = timedelta(hours=12)
 _ONE_DAY = timedelta(days=1)
 T = TypeVar("T")
@@ -156,6 +157,11 @@ def enum_converter(mapping: dict[str, Enum]) -> object:
     return to_enum
 
 
+#: HHmmss as sent -> datetime on that date, per trading date (shared by every TradingDay).
+_TIMES_BY_DATE: dict[date, dict[str, datetime]] = {}
+_MAX_TIMES = 100_000
+
+
 class TradingDay:
     """Turns HHmmss broker times (KST) into aware datetimes on the trading date.
 
@@ -170,26 +176,20 @@ class TradingDay:
 
     __slots__ = ("_day", "hi", "lo", "times")
 
-    _by_date: ClassVar[dict[date, dict[str, datetime]]] = {}
-    _MAX_TIMES: ClassVar[int] = 100_000  # 86,400 seconds in a day, plus padded variants
-
     def __init__(self, received_at: datetime) -> None:
-        if received_at.tzinfo is UTC:  # the usual case: a shift, not a tz conversion
-            recv = (received_at + _KST_OFFSET).replace(tzinfo=KST)
+        if received_at.tzinfo is UTC:  # the usual case: arithmetic, not a tz conversion
+            recv = _EPOCH_KST + (received_at - _EPOCH_UTC)
         else:
             recv = received_at.astimezone(KST)
         day = recv.date()
         self._day = day
         self.lo = recv - _HALF_DAY
         self.hi = recv + _HALF_DAY
-        by_date = TradingDay._by_date
-        times = by_date.get(day)
+        times = _TIMES_BY_DATE.get(day)
         if times is None:
-            if len(by_date) >= 3:  # today, and the neighbours around midnight
-                by_date.clear()
-            times = by_date[day] = {}
-        elif len(times) >= TradingDay._MAX_TIMES:
-            times.clear()
+            if len(_TIMES_BY_DATE) >= 3:  # today, and the neighbours around midnight
+                _TIMES_BY_DATE.clear()
+            times = _TIMES_BY_DATE[day] = {}
         self.times = times
 
     @property
@@ -210,6 +210,8 @@ class TradingDay:
             if h > 23 or m > 59 or sec > 59:
                 raise ValueError(f"{s!r} is not a valid HHmmss time")
             dt = datetime.combine(self._day, time(h, m, sec), KST)
+            if len(self.times) >= _MAX_TIMES:  # 86,400 seconds a day, plus padded spellings
+                self.times.clear()
             self.times[s] = dt
         if dt > self.hi:
             return dt - _ONE_DAY

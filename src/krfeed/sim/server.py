@@ -1007,6 +1007,9 @@ class Simulator:
         distinct = max(1, min(64, math.ceil(len(pool) / batch)))
         frames = [frame(j * batch, batch) for j in range(distinct)]
         t0 = time.monotonic()
+        # frame j is due at started + j * batch / rate (CLOCK_MONOTONIC: comparable across
+        # processes on this machine, so a client can measure latency from the schedule)
+        info["started"] = t0
 
         async def push_to(c: Conn) -> None:
             sent = 0

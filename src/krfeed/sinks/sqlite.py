@@ -35,6 +35,7 @@ from krfeed.events import Event
 from krfeed.logs import get_logger
 from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import Record
+from krfeed.schema.convert import KST
 from krfeed.sinks.base import Item
 from krfeed.sinks.tables import (
     DECODE_ERROR_COLUMNS,
@@ -67,13 +68,30 @@ def _decimal(v: Any) -> Any:
     return str(v) if isinstance(v, Decimal) else v
 
 
+#: Broker times (KST) -> their ISO text: a record carries up to a dozen, they repeat all day
+#: (a second is shared by every record in it), and isoformat() costs a microsecond.
+_KST_TEXT: dict[datetime, str] = {}
+_KST_TEXT_MAX = 100_000
+
+
 def _timestamp(v: Any) -> Any:
-    return v.isoformat() if isinstance(v, datetime) else v
+    if isinstance(v, datetime):
+        if v.tzinfo is not KST:  # equal instants in other zones hash alike: not cached
+            return v.isoformat()
+        text = _KST_TEXT.get(v)
+        if text is None:
+            if len(_KST_TEXT) >= _KST_TEXT_MAX:
+                _KST_TEXT.clear()
+            text = _KST_TEXT[v] = v.isoformat()
+        return text
+    return v
 
 
 def _utc_timestamp(v: Any) -> Any:
-    # fixed width, so text order is time order
-    return v.isoformat(timespec="microseconds") if isinstance(v, datetime) else v
+    # fixed width, so text order is time order (isoformat() alone omits zero microseconds)
+    if isinstance(v, datetime):
+        return v.isoformat() if v.microsecond else v.isoformat(timespec="microseconds")
+    return v
 
 
 def _date(v: Any) -> Any:
@@ -108,24 +126,47 @@ def _adapter(columns: Sequence[Column]) -> Callable[[tuple[Any, ...]], tuple[Any
     return adapt
 
 
+def _record_row(columns: Sequence[Column]) -> Callable[[Any], tuple[Any, ...]]:
+    """Compiled per record table: a record's SQLite row in one call, straight from its
+    attributes (what ``table.row`` and ``_adapter`` do in two, for control events)."""
+    parts = []
+    for c in columns:
+        attr = f"r.{c.name}"
+        if c.name == "received_at":
+            parts.append(f"utc_timestamp({attr})")
+        elif c.kind == "timestamp":
+            parts.append(f"timestamp({attr})")
+        elif c.kind == "decimal":
+            parts.append(f"str(x) if isinstance(x := {attr}, Decimal) else x")
+        elif c.kind == "date":
+            parts.append(f"x.isoformat() if isinstance(x := {attr}, date) else x")
+        else:
+            parts.append(attr)
+    src = "def row(r):\n    return (\n" + "".join(f"        {p},\n" for p in parts) + "    )\n"
+    ns: dict[str, Any] = {
+        "Decimal": Decimal,
+        "date": date,
+        "timestamp": _timestamp,
+        "utc_timestamp": _utc_timestamp,
+    }
+    exec(compile(src, "<krfeed sqlite row>", "exec"), ns)
+    row: Callable[[Any], tuple[Any, ...]] = ns["row"]
+    return row
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
 class _Prepared:
-    """What writing rows of one table needs: the INSERT statement and the value adapter."""
+    """What writing rows of one table needs: the INSERT statement and ``row(item)``, the
+    item's values as SQLite takes them."""
 
-    __slots__ = ("adapt", "insert", "row")
+    __slots__ = ("insert", "row")
 
-    def __init__(
-        self,
-        insert: str,
-        row: Callable[[Any], tuple[Any, ...]],
-        adapt: Callable[[tuple[Any, ...]], tuple[Any, ...]],
-    ) -> None:
+    def __init__(self, insert: str, row: Callable[[Any], tuple[Any, ...]]) -> None:
         self.insert = insert
         self.row = row
-        self.adapt = adapt
 
 
 class SQLiteSink:
@@ -236,14 +277,20 @@ class SQLiteSink:
     def _prepare(
         name: str,
         columns: Sequence[Column],
-        row: Callable[[Any], tuple[Any, ...]],
+        values: Callable[[Any], tuple[Any, ...]] | None,
         ignore_duplicates: bool,
     ) -> _Prepared:
+        """``values(item)``: the item's values in column order, to be adapted; None for a
+        record table (its rows come from a compiled :func:`_record_row`)."""
         cols = ", ".join(_q(c.name) for c in columns)
         marks = ", ".join("?" * len(columns))
         verb = "INSERT OR IGNORE" if ignore_duplicates else "INSERT"
         insert = f"{verb} INTO {_q(name)} ({cols}) VALUES ({marks})"
-        return _Prepared(insert, row, _adapter(columns))
+        if values is None:
+            return _Prepared(insert, _record_row(columns))
+        adapt = _adapter(columns)
+        get = values
+        return _Prepared(insert, lambda item: adapt(get(item)))
 
     @staticmethod
     def _create(
@@ -269,7 +316,7 @@ class SQLiteSink:
                 f"CREATE INDEX IF NOT EXISTS {_q(table.name + '_item_time')} "
                 f"ON {_q(table.name)} (item, received_at)"
             )
-            prep = self._prepare(table.name, table.columns, table.row, bool(table.key))
+            prep = self._prepare(table.name, table.columns, None, bool(table.key))
             self._records[(record.broker, record.type)] = prep
         return prep
 
@@ -296,7 +343,7 @@ class SQLiteSink:
             else:
                 raise TypeError(f"cannot record {type(item).__name__} in SQLite")
             prep, rows = group
-            rows.append(prep.adapt(prep.row(item)))
+            rows.append(prep.row(item))
         conn.execute("BEGIN IMMEDIATE")
         try:
             for prep, rows in groups.values():
