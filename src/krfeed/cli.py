@@ -215,6 +215,17 @@ def _brokers_for(config: Path | None, mock: bool, sim: str | None, which: set[st
     return out
 
 
+def _check_sinks(urls: list[str]) -> None:
+    """Fail with one line for a sink URL that cannot work, before connecting anywhere."""
+    from krfeed.sinks import SinkError, open_sink
+
+    for u in urls:
+        try:
+            open_sink(u)
+        except (SinkError, ValueError) as e:
+            raise fail(str(e)) from None
+
+
 def _journal(path: Path | None) -> Any:
     if path is None:
         return None
@@ -347,18 +358,13 @@ def record(
 ) -> None:
     """Record records and control events into SQLite (default), JSONL, Parquet, PostgreSQL, NATS."""
     from krfeed.runner import parse_sub
-    from krfeed.sinks import SinkError, open_sink
 
     try:
         subs = [parse_sub(s) for s in subscriptions]
     except ValueError as e:
         raise fail(str(e)) from None
     urls = to or ["sqlite:///krfeed.db"]
-    for u in urls:
-        try:
-            open_sink(u)
-        except (SinkError, ValueError) as e:
-            raise fail(str(e)) from None
+    _check_sinks(urls)
     _setup_logging(verbose)
     brokers = _brokers_for(config, mock, sim, {s.broker for s in subs})
     from krfeed.commands import record as run_record
@@ -383,8 +389,6 @@ def replay(
     ] = None,
 ) -> None:
     """Feed a journal back through the decoders into sinks, reproducing the live records."""
-    from krfeed.sinks import SinkError, open_sink
-
     if not path.exists():
         raise fail(f"no journal at {path}")
     if speed == "max":
@@ -397,11 +401,7 @@ def replay(
         if spd <= 0:
             raise fail("--speed must be positive")
     urls = to or ["jsonl:-"]
-    for u in urls:
-        try:
-            open_sink(u)
-        except (SinkError, ValueError) as e:
-            raise fail(str(e)) from None
+    _check_sinks(urls)
     from krfeed.commands import replay_to
 
     status = _run(replay_to(path, urls, spd))
@@ -456,15 +456,9 @@ def consume(
     verbose: VerboseOpt = False,
 ) -> None:
     """Move recorded items from NATS JetStream into sinks, acking only after they committed."""
-    from krfeed.sinks import SinkError, open_sink
-
     if not url.startswith("nats://"):
         raise fail(f"consume reads from a nats:// URL, not {url!r}")
-    for u in to:
-        try:
-            open_sink(u)
-        except (SinkError, ValueError) as e:
-            raise fail(str(e)) from None
+    _check_sinks(to)
     _setup_logging(verbose)
     status = _run(_consume(url, to, durable, duration))
     err.print(

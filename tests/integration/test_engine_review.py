@@ -38,44 +38,13 @@ from krfeed.records.base import Record
 from krfeed.session import KISSession
 from krfeed.sim import SimConfig, Simulator
 
-FAST = SessionOptions(
-    backoff_base=0.05,
-    backoff_cap=0.3,
-    idle_timeout=3.0,
-    stall_timeout=None,
-    market_hours=None,
-    healthy_after=0.5,
-    subscribe_interval=0.0,
-)
+from .helpers import FAST, collect, count_of
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
     async with Simulator(SimConfig(port=0, seed=11, rate=20.0, ping_interval=0.3)) as s:
         yield s
-
-
-async def collect(
-    feed: Feed, until: Callable[[list[Any]], bool], timeout: float = 15.0
-) -> list[Any]:
-    items: list[Any] = []
-
-    async def run() -> None:
-        async for item in feed:
-            items.append(item)
-            if until(items):
-                return
-
-    try:
-        await asyncio.wait_for(run(), timeout)
-    except TimeoutError:
-        kinds = Counter(type(i).__name__ for i in items)
-        pytest.fail(f"condition not reached in {timeout}s; got {dict(kinds)}")
-    return items
-
-
-def count_of(cls: type, items: list[Any]) -> int:
-    return sum(1 for i in items if isinstance(i, cls))
 
 
 def sim_registered(sim: Simulator) -> Counter[tuple[str, str]]:

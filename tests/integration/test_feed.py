@@ -8,7 +8,7 @@ import asyncio
 import gc
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -35,15 +35,7 @@ from krfeed.records.kiwoom import OrderExecution, StockTrade
 from krfeed.schema.enums import Direction, OrderStatus
 from krfeed.sim import SimConfig, Simulator
 
-FAST = SessionOptions(
-    backoff_base=0.05,
-    backoff_cap=0.3,
-    idle_timeout=3.0,
-    stall_timeout=None,
-    market_hours=None,
-    healthy_after=0.5,
-    subscribe_interval=0.0,
-)
+from .helpers import FAST, collect, count_of, wait_for
 
 
 @pytest.fixture
@@ -54,30 +46,6 @@ async def sim() -> AsyncIterator[Simulator]:
         yield s
     finally:
         await s.stop()
-
-
-async def collect(
-    feed: Feed, until: Callable[[list[Any]], bool], timeout: float = 10.0
-) -> list[Any]:
-    """Items from ``feed`` until ``until(items)`` holds (fails the test on timeout)."""
-    items: list[Any] = []
-
-    async def run() -> None:
-        async for item in feed:
-            items.append(item)
-            if until(items):
-                return
-
-    try:
-        await asyncio.wait_for(run(), timeout)
-    except TimeoutError:
-        kinds = Counter(type(i).__name__ for i in items)
-        pytest.fail(f"condition not reached in {timeout}s; got {dict(kinds)}")
-    return items
-
-
-def count_of(cls: type, items: list[Any]) -> int:
-    return sum(1 for i in items if isinstance(i, cls))
 
 
 async def test_kiwoom_and_kis_records_arrive_typed(sim: Simulator) -> None:
@@ -116,14 +84,6 @@ def sim_registered(sim: Simulator) -> Counter[tuple[str, str]]:
             continue
         regs.update(c.registrations() if c.broker == "kiwoom" else c.kis_subs.keys())
     return regs
-
-
-async def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached")
-        await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize("fault", ["drop", "close", "half_open"])

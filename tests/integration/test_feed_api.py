@@ -12,20 +12,12 @@ from typing import Any
 
 import pytest
 
-from krfeed import KIS, Disconnected, Feed, Kiwoom, SessionOptions, Subscribed, SubState, SyncFeed
+from krfeed import KIS, Disconnected, Feed, Kiwoom, Subscribed, SubState, SyncFeed
 from krfeed.records.kis import ExecutionNoticeMock, Trade
 from krfeed.records.kiwoom import StockTrade
 from krfeed.sim import SimConfig, Simulator
 
-FAST = SessionOptions(
-    backoff_base=0.05,
-    backoff_cap=0.3,
-    idle_timeout=3.0,
-    stall_timeout=None,
-    market_hours=None,
-    healthy_after=0.5,
-    subscribe_interval=0.0,
-)
+from .helpers import FAST
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from krfeed import KIS, Feed, Kiwoom, Reconnected, SessionOptions
+from krfeed import KIS, Feed, Kiwoom, Reconnected
 from krfeed.journal import JournalWriter, read_journal, replay
 from krfeed.recorder import Recorder
 from krfeed.records.base import Record
@@ -21,15 +21,7 @@ from krfeed.records.kiwoom import OrderExecution
 from krfeed.sim import SimConfig, Simulator
 from krfeed.sinks.sqlite import SQLiteSink
 
-FAST = SessionOptions(
-    backoff_base=0.05,
-    backoff_cap=0.3,
-    idle_timeout=3.0,
-    stall_timeout=None,
-    market_hours=None,
-    healthy_after=0.5,
-    subscribe_interval=0.0,
-)
+from .helpers import FAST
 
 
 @pytest.fixture

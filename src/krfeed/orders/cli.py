@@ -65,10 +65,9 @@ def orders_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log to stderr")] = False,
 ) -> None:
     """Watch your orders and fills live; fills missed during disconnects are reconciled."""
-    from krfeed.cli import _brokers_for, _journal, _run, _setup_logging, fail
+    from krfeed.cli import _brokers_for, _check_sinks, _journal, _run, _setup_logging, fail
     from krfeed.config import ConfigError, load_config
     from krfeed.orders.reconcile import split_kis_account
-    from krfeed.sinks import SinkError, open_sink
 
     mode = fmt_ or ("table" if sys.stdout.isatty() else "jsonl")
     if mode not in ("table", "jsonl"):
@@ -81,11 +80,7 @@ def orders_command(
             split_kis_account(account)
         except ValueError as e:
             raise fail(str(e)) from None
-    for u in to or []:
-        try:
-            open_sink(u)
-        except (SinkError, ValueError) as e:
-            raise fail(str(e)) from None
+    _check_sinks(to or [])
     if interval is not None and interval <= 0:
         raise fail("--interval must be positive")
     _setup_logging(verbose)
