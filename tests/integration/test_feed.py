@@ -307,7 +307,10 @@ async def test_50_forced_disconnects_deliver_every_order_event_exactly_once() ->
             await sim.place_order(
                 "kiwoom", code="005930", side="buy", qty=3, price=0, appkey="sim-app-3"
             )
-            await wait_for(lambda: len(sim.account_events("kiwoom")) > len(got))
+            # every event of this order sent (all fills done), then all of them received
+            await wait_for(
+                lambda: all(o["remaining"] == 0 for o in sim.order_book("kiwoom", "sim-app-3"))
+            )
             await asyncio.wait_for(pump(len(sim.account_events("kiwoom"))), 10)
             connects = feed.sessions[0].stats.connects
             sim.fault("drop", broker="kiwoom")
