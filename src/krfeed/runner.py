@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,30 @@ def parse_sub(spec: str) -> SubSpec:
             f"subscription {spec!r}: {broker} {rt.code} needs codes, e.g. {spec}:005930"
         )
     return SubSpec(broker, rt.code, codes)
+
+
+async def run_until(
+    work: Coroutine[Any, Any, None], stop: asyncio.Event, duration: float | None
+) -> bool:
+    """Run ``work`` until it ends, ``stop`` is set, or ``duration`` passes; then cancel it.
+
+    Returns whether ``work`` ended by itself; re-raises what it raised."""
+    task = asyncio.create_task(work)
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, waiter}, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        finished = task.done()
+        task.cancel()
+        waiter.cancel()
+        for t in (task, waiter):
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+    if task.done() and not task.cancelled():
+        exc = task.exception()
+        if exc is not None:
+            raise exc
+    return finished
 
 
 class FeedFailed(Exception):
@@ -115,24 +139,9 @@ async def run_feed(
                         stop.set()
                         return
 
-        task = asyncio.create_task(consume())
-        waiter = asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait(
-                {task, waiter}, timeout=duration, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            if not result.stopped_by:
-                result.stopped_by = "duration" if not task.done() else "end"
-            task.cancel()
-            waiter.cancel()
-            for t in (task, waiter):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
-        if task.done() and not task.cancelled():
-            exc = task.exception()
-            if exc is not None:
-                raise exc
+        finished = await run_until(consume(), stop, duration)
+        if not result.stopped_by:
+            result.stopped_by = "end" if finished else "duration"
     finally:
         await feed.close()
         for sig in (signal.SIGINT, signal.SIGTERM):

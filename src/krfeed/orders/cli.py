@@ -147,7 +147,7 @@ async def run_orders(
     from krfeed.protocol.messages import DecodeError
     from krfeed.recorder import Recorder
     from krfeed.records.base import Record
-    from krfeed.runner import FeedFailed
+    from krfeed.runner import FeedFailed, run_until
     from krfeed.sinks import open_sink
 
     feed = Feed(*configs, options=options, on_raw=journal)
@@ -233,20 +233,7 @@ async def run_orders(
                 if live_ctx is not None and view is not None:
                     live_ctx.update(view.render())
 
-        task = asyncio.create_task(consume())
-        waiter = asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait({task, waiter}, timeout=duration, return_when="FIRST_COMPLETED")
-        finally:
-            task.cancel()
-            waiter.cancel()
-            for t in (task, waiter):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
-        if task.done() and not task.cancelled():
-            exc = task.exception()
-            if exc is not None:
-                raise exc
+        await run_until(consume(), stop, duration)
     finally:
         if live_ctx is not None:
             live_ctx.__exit__(None, None, None)
