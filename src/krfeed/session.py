@@ -52,7 +52,6 @@ from krfeed.protocol.messages import (
     SystemMessage,
 )
 from krfeed.records.base import Record
-from krfeed.schema.catalog import get_type
 from krfeed.schema.convert import KST
 
 if TYPE_CHECKING:
@@ -912,7 +911,3 @@ def _in_market_hours(hours: tuple[dtime, dtime] | None) -> bool:
     if now.weekday() >= 5:
         return False
     return hours[0] <= now.time() <= hours[1]
-
-
-def is_account_type(broker: str, code: str) -> bool:
-    return get_type(broker, code).account

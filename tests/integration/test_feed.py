@@ -72,10 +72,6 @@ async def test_kiwoom_and_kis_records_arrive_typed(sim: Simulator) -> None:
     assert subscribed == {("0B", "005930"), ("0B", "000660"), ("H0STPGM0", "005930")}
 
 
-def desired(feed: Feed) -> set[tuple[str, str, str]]:
-    return {(s.session, s.type, s.item) for s in feed.subscription_states()}
-
-
 def sim_registered(sim: Simulator) -> Counter[tuple[str, str]]:
     """(type, item) registrations the simulator holds over all live connections."""
     regs: Counter[tuple[str, str]] = Counter()

@@ -56,6 +56,19 @@ async def record_from_sim(sink_urls: list[str], n_records: int) -> list[Record]:
     return got
 
 
+KRFEED_CONSUME = [sys.executable, "-m", "krfeed", "consume"]
+
+
+def consume_cli(nats_url: str, pg_url: str, seconds: float) -> subprocess.CompletedProcess[str]:
+    """`krfeed consume` with the durable consumer "e2e", for ``seconds``."""
+    return subprocess.run(
+        [*KRFEED_CONSUME, nats_url, "--to", pg_url, "--durable", "e2e", "--duration", str(seconds)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def _expect(records: list[Record], cls_type: str) -> list[Record]:
     # records of one frame share a receive time: order by it, then by the code
     return sorted((r for r in records if r.type == cls_type), key=lambda r: (r.received_at, r.item))
@@ -87,24 +100,7 @@ async def test_simulator_to_nats_to_postgres_with_krfeed_consume(
     nats_stream: NATSTarget, pg_url: str
 ) -> None:
     records = await record_from_sim([nats_stream.url], 200)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "krfeed",
-            "consume",
-            nats_stream.url,
-            "--to",
-            pg_url,
-            "--durable",
-            "e2e",
-            "--duration",
-            "4",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = consume_cli(nats_stream.url, pg_url, seconds=4)
     assert proc.returncode == 0, proc.stderr
     assert f"({len(records):,} records)" in proc.stderr
     pgm = _expect(records, "H0STPGM0")
@@ -115,23 +111,6 @@ async def test_simulator_to_nats_to_postgres_with_krfeed_consume(
     )
     assert await pg_count(pg_url, "kiwoom_order_execution") == len(_expect(records, "00"))
     # a second consumer run with the same durable name finds nothing new: stored once
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "krfeed",
-            "consume",
-            nats_stream.url,
-            "--to",
-            pg_url,
-            "--durable",
-            "e2e",
-            "--duration",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = consume_cli(nats_stream.url, pg_url, seconds=2)
     assert "consumed 0 messages" in again.stderr
     assert await pg_count(pg_url, "kis_program_trading") == len(pgm)
