@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from krfeed.schema.catalog import BROKERS, UnknownType, get_type, types
+from krfeed.schema.convert import KST
 from krfeed.schema.core import BASE_KINDS
 
 app = typer.Typer(
@@ -117,13 +119,23 @@ def decode(
     control: Annotated[
         bool, typer.Option(help="also print control messages (login, ping, replies)")
     ] = False,
+    on: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            metavar="YYYYMMDD",
+            help="the trading date of the frames (for captures; default: today, KST); "
+            "records that carry their own business date keep it",
+        ),
+    ] = None,
 ) -> None:
     """Decode raw frames (one per line) into JSON lines: records to stdout, errors to stderr."""
     from krfeed.jsonout import encode_line
     from krfeed.protocol import KISCodec, KiwoomCodec
-    from krfeed.protocol.messages import DecodeError
+    from krfeed.protocol.messages import DecodeError, LayoutNotice
     from krfeed.records.base import Record
 
+    received_at = _noon_kst(on) if on is not None else None
     b = _broker(broker)
     if (key is None) != (iv is None):
         raise fail("give both --key and --iv, or neither")
@@ -153,17 +165,31 @@ def decode(
         line = raw.rstrip(b"\r\n")
         if not line.strip():
             continue
-        for msg in codec.receive(line):
+        for msg in codec.receive(line, received_at):
             if isinstance(msg, Record):
                 stdout.write(encode_line(msg))
             elif isinstance(msg, DecodeError):
                 errors += 1
                 stderr.write(encode_line(msg))
+            elif isinstance(msg, LayoutNotice):  # once per type and layout
+                stderr.write(f"note: {msg.message}\n".encode())
             elif control:
                 stdout.write(encode_line(msg))
     stdout.flush()
     if strict and errors:
         raise typer.Exit(1)
+
+
+def _noon_kst(yyyymmdd: str) -> datetime:
+    """Noon (KST) of a trading date given as YYYYMMDD: every HHmmss of that day is within 12 h
+    of it, so the broker times of captured frames land on that date."""
+    try:
+        if len(yyyymmdd) != 8 or not yyyymmdd.isdigit():
+            raise ValueError
+        d = date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:]))
+    except ValueError:
+        raise fail(f"--date {yyyymmdd!r} is not a date as YYYYMMDD (e.g. 20230324)") from None
+    return datetime.combine(d, time(12), KST).astimezone(UTC)
 
 
 # ---- live commands ----

@@ -87,6 +87,20 @@ class Dropped(Event, frozen=True, kw_only=True):
     total: int
 
 
+class LayoutChanged(Event, frozen=True, kw_only=True):
+    """Records of ``type`` arrived longer than every layout krfeed knows (fields appended on the
+    live wire). They are decoded — the known fields as usual, the rest kept in each record's
+    ``extra`` — and this is said once per session, type and layout. ``message`` says it in
+    words."""
+
+    type: str
+    fields: int  # values per record on the wire (Kiwoom: FIDs in the entry)
+    known: tuple[int, ...]  # the layouts krfeed knows (fields per record), oldest first
+    extra: int  # values per record kept in ``extra``
+    unknown: tuple[str, ...] = ()  # Kiwoom: the FIDs krfeed does not know
+    message: str = ""
+
+
 class SessionFailed(Event, frozen=True, kw_only=True):
     """A fatal error stopped a session (bad credentials, another session took the appkey)."""
 
@@ -105,6 +119,7 @@ ControlEvent = (
     | Reconnected
     | Stalled
     | Dropped
+    | LayoutChanged
     | SessionFailed
     | DecodeError
 )
@@ -116,6 +131,7 @@ __all__ = [
     "Disconnected",
     "Dropped",
     "Event",
+    "LayoutChanged",
     "LoggedIn",
     "Reconnected",
     "Reconnecting",

@@ -31,6 +31,7 @@ from krfeed.events import (
     Connected,
     Disconnected,
     Event,
+    LayoutChanged,
     LoggedIn,
     Reconnected,
     Reconnecting,
@@ -46,6 +47,7 @@ from krfeed.protocol.kiwoom import TOKEN_ERRORS, KiwoomCodec
 from krfeed.protocol.messages import (
     ControlReply,
     DecodeError,
+    LayoutNotice,
     LoginResult,
     Ping,
     RegResult,
@@ -167,6 +169,7 @@ class SessionStats:
     frames: int = 0
     records: int = 0
     decode_errors: int = 0
+    layout_notices: int = 0  # types seen in a longer layout than krfeed knows
     pings: int = 0
     stalls: int = 0
     last_frame_at: float = 0.0
@@ -194,6 +197,7 @@ class Session:
         self.opts = options
         self.subs: dict[tuple[str, str], Subscription] = {}
         self.stats = SessionStats()
+        self._layouts_seen: set[tuple[str, int, tuple[str, ...]]] = set()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._ops: asyncio.Queue[tuple[str, Callable[[], None]]] | None = None
         self._ready = False
@@ -333,6 +337,28 @@ class Session:
 
     def _emit(self, ev: Event | DecodeError) -> None:
         self._sink.control(ev)
+
+    def _layout_notice(self, m: LayoutNotice) -> None:
+        """A longer layout than krfeed knows: said once per session, type and layout (the
+        codec is new on every connection), as an event and in the log."""
+        key = (m.type, m.fields, m.unknown)
+        if key in self._layouts_seen:
+            return
+        self._layouts_seen.add(key)
+        self.stats.layout_notices += 1
+        log.warning("session %s: %s", self.name, m.message)
+        self._emit(
+            LayoutChanged(
+                broker=m.broker,
+                session=self.name,
+                type=m.type,
+                fields=m.fields,
+                known=m.known,
+                extra=m.extra,
+                unknown=m.unknown,
+                message=m.message,
+            )
+        )
 
     def _backoff(self, attempt: int) -> float:
         return random.uniform(
@@ -557,6 +583,8 @@ class Session:
                 elif isinstance(m, DecodeError):
                     stats.decode_errors += 1
                     await sink.decode_error(m)
+                elif isinstance(m, LayoutNotice):
+                    self._layout_notice(m)
                 else:
                     await self._on_message(m, ws)
 

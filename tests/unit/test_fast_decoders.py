@@ -35,14 +35,7 @@ def _exact(monkeypatch: pytest.MonkeyPatch, receive: Any, frame: str) -> list[An
             raise RuntimeError("fast path off")
 
         m.setattr(kis_module, "_PLANS", {})
-        original = kis_module._plan
-
-        def plan(tr_id: str) -> Any:
-            p = original(tr_id)
-            kis_module._PLANS.clear()
-            return None if p is None else (p[0], p[1], no_fast)
-
-        m.setattr(kis_module, "_plan", plan)
+        m.setattr(kis_module, "kis_frame_decoder", lambda *_a: no_fast)
         m.setattr(kiwoom_module, "_real_fast", lambda *_a: None)
         return list(receive(frame, RECEIVED_AT))
 
@@ -182,10 +175,9 @@ def test_the_fast_paths_are_the_ones_compared(monkeypatch: pytest.MonkeyPatch) -
     calls: list[str] = []
     frame = data_frame("H0STCNT0", _kis_records("H0STCNT0", 1))
     KISCodec().receive(frame, RECEIVED_AT)
-    tr, width, fast = kis_module._PLANS["H0STCNT0"]
-    monkeypatch.setitem(
-        kis_module._PLANS, "H0STCNT0", (tr, width, lambda *a: calls.append("kis") or fast(*a))
-    )
+    plan = kis_module._PLANS["H0STCNT0"]
+    width, fast = plan.shapes[len(frame.split("|", 3)[3].split("^"))]
+    monkeypatch.setitem(plan.shapes, width, (width, lambda *a: calls.append("kis") or fast(*a)))
     KISCodec().receive(frame, RECEIVED_AT)
     real_fast = kiwoom_module._real_fast
     monkeypatch.setattr(

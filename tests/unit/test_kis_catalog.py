@@ -65,13 +65,40 @@ def test_validates(t: RealtimeType) -> None:
 
 @pytest.mark.parametrize("code", sorted(SPEC))
 def test_wire_keys_in_official_order(code: str) -> None:
-    assert [f.wire for f in BY_CODE[code].fields] == [f["name"] for f in SPEC[code]["fields"]]
+    """The published layout is the samples' one; later layout versions only append."""
+    t = BY_CODE[code]
+    published = [f.wire for f in t.fields if not f.since]
+    assert published == [f["name"] for f in SPEC[code]["fields"]]
+    assert t.layouts[0] == len(published)
+    assert [f.wire for f in t.fields[: len(published)]] == published
+
+
+def test_layout_versions_seen_on_the_live_wire() -> None:
+    """The versions KIS's notices and users' captures show (kis.md, "Data frames")."""
+    for code in ("H0STCNT0", "H0NXCNT0", "H0UNCNT0"):
+        assert BY_CODE[code].layouts == (46, 47)
+        assert BY_CODE[code].fields[46].wire == "MARKET_CLS_CODE"
+    asp = BY_CODE["H0STASP0"]
+    assert asp.layouts == (59, 62, 63)
+    assert [f.wire for f in asp.fields[59:]] == [
+        "KMID_PRC",
+        "KMID_TOTAL_RSQN",
+        "KMID_CLS_CODE",
+        "MARKET_CLS_CODE",
+    ]
+    assert [asp.layout_label(w) for w in asp.layouts] == [
+        "published",
+        "KRX mid-price",
+        "2026-09-14",
+    ]
+    assert BY_CODE["H0UNASP0"].layouts == (65, 66)
+    assert BY_CODE["H0STPGM0"].layouts == (11,)
 
 
 @pytest.mark.parametrize("code", sorted(SPEC))
 def test_korean_names_from_official_samples(code: str) -> None:
     t = BY_CODE[code]
-    for f, official in zip(t.fields, SPEC[code]["fields"], strict=True):
+    for f, official in zip(t.fields[: t.layouts[0]], SPEC[code]["fields"], strict=True):
         if "korean" in official:
             assert f.korean == official["korean"], (code, f.wire)
         assert f.korean.strip(), (code, f.wire)
@@ -174,5 +201,7 @@ def test_kinds_follow_the_wire_key_conventions() -> None:
                 assert f.kind == "date", where
             elif f.wire.endswith(("_CTRT", "_RATE", "_RAT")) or "NMIX" in f.wire:
                 assert f.kind == "decimal", where
+            elif f.wire == "MARKET_CLS_CODE":  # appended 2026-09-14, a documented code set
+                assert f.kind == "enum:market_cls", where
             elif f.wire.endswith(("_CLS_CODE", "_ISCD", "ODER_NO")):
                 assert f.kind == "text", where

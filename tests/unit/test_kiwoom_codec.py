@@ -105,6 +105,12 @@ ENUMS: dict[str, dict[str, Any]] = {
         "3": MarketSession.POST_MARKET,
     },
     "exchange2134": {"0": Exchange.SOR, "1": Exchange.KRX, "2": Exchange.NXT},
+    "exchange9081": {
+        "1": Exchange.KRX,
+        "2": Exchange.NXT,
+        "KRX": Exchange.KRX,
+        "NXT": Exchange.NXT,
+    },
     "cntg_yn": {"1": NoticeKind.ACK, "2": NoticeKind.FILL},
     "rctf": {"0": Correction.NORMAL, "1": Correction.MODIFY, "2": Correction.CANCEL},
     "condition843": {"I": ConditionEvent.ENTER, "D": ConditionEvent.EXIT},
@@ -151,7 +157,10 @@ def expected_attrs(f: F, raw: str | None) -> dict[str, Any]:
 
 
 def fields_of(record: Record) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in record.__struct_fields__}
+    """The record's declared fields (every FID of these frames is declared: ``extra`` is
+    empty, which is checked here)."""
+    assert record.extra == {}  # type: ignore[attr-defined]
+    return {name: getattr(record, name) for name in record.__struct_fields__ if name != "extra"}
 
 
 def receive_all(frame: str | bytes, received_at: datetime = RECEIVED_AT) -> list[Any]:
@@ -282,7 +291,9 @@ TRADE_0B_EXPECTED: dict[str, Any] = {
     "sell_fill_count": None,
     "buy_fill_count": None,
     "instant_trade_value": None,
+    "instant_trade_value_side": None,
     "tick_sell_volume": None,
+    "tick_sell_volume_side": None,
     "tick_buy_volume": None,
     "net_buy_fill_volume": None,
     "cfd_margin": None,
@@ -291,7 +302,7 @@ TRADE_0B_EXPECTED: dict[str, Any] = {
     "today_avg_price_dir": None,
     "cfd_trade_cost": None,
     "stock_loan_trade_cost": None,
-    "exchange": "1",
+    "exchange": Exchange.KRX,  # the table's code "1"
 }
 
 PROGRAM_0W_EXPECTED: dict[str, Any] = {

@@ -146,6 +146,15 @@ EVENT_SAMPLES: list[Any] = [
     events.Reconnected(broker="kiwoom", session="kiwoom#1", attempt=3, gap=2.25),
     events.Stalled(broker="kis", session="kis#2", silent_for=30.0),
     events.Dropped(broker="kis", session="kis#2", count=10, total=250),
+    events.LayoutChanged(
+        broker="kis",
+        session="kis#1",
+        type="H0STCNT0",
+        fields=50,
+        known=(46, 47),
+        extra=3,
+        message="kis H0STCNT0: records carry 50 fields",
+    ),
     events.SessionFailed(broker="kiwoom", session="kiwoom#1", reason="R10001", code="R10001"),
     DecodeError(
         broker="kis",

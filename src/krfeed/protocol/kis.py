@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,15 @@ import msgspec
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from krfeed.protocol.messages import ControlReply, DecodeError, Ping, UnknownMessage
+from krfeed.protocol.messages import (
+    ControlReply,
+    DecodeError,
+    LayoutNotice,
+    Ping,
+    UnknownMessage,
+    storable,
+    unparsable,
+)
 from krfeed.records.base import Record
 from krfeed.schema.catalog import types
 from krfeed.schema.compile import (
@@ -26,12 +35,13 @@ from krfeed.schema.compile import (
     explain_failure,
     kis_decoder,
     kis_frame_decoder,
+    layout_view,
 )
 from krfeed.schema.convert import TradingDay
 from krfeed.schema.core import F, RealtimeType
 
 BROKER = "kis"
-KISMessage = Record | ControlReply | Ping | UnknownMessage | DecodeError
+KISMessage = Record | ControlReply | Ping | UnknownMessage | DecodeError | LayoutNotice
 
 #: msg_cd -> meaning (KIS control replies).
 MSG_CODES: dict[str, str] = {
@@ -122,6 +132,7 @@ class KISCodec:
         self._approval_key = approval_key
         self.custtype = custtype
         self._keys: dict[str, AesKey] = {}
+        self._noticed: set[tuple[str, int]] = set()  # (TR, record width) said to be longer
         self._default_key = AesKey(key, iv) if key and iv else None
         if (key is None) != (iv is None):
             raise ValueError("give both key and iv, or neither")
@@ -202,9 +213,7 @@ class KISCodec:
         except msgspec.DecodeError as e:
             return [_err(text, f"control frame is not valid JSON ({e})", received_at)]
         except Exception as e:
-            return [
-                _err(text, f"control frame could not be parsed ({type(e).__name__})", received_at)
-            ]
+            return [_err(text, f"control frame could not be parsed: {unparsable(e)}", received_at)]
         if not isinstance(msg, dict):
             return [_err(text, "control frame is JSON but not an object", received_at)]
         header = msg.get("header")
@@ -259,7 +268,6 @@ class KISCodec:
         plan = _PLANS.get(tr_id) or _plan(tr_id)
         if plan is None:
             return [_err(text, f"unknown TR {tr_id!r}", received_at, tr_id)]
-        t, width, fast = plan
         if count == 0:
             return [
                 _err(
@@ -285,50 +293,160 @@ class KISCodec:
                 payload = key.decrypt(payload)
             except ValueError as e:
                 return [_err(text, f"{tr_id}: {e}", received_at, tr_id)]
-        fields = payload.split("^")
-        if len(fields) != count * width:
+        if "(null)" in payload:  # a literal the live service sends for an empty value
+            fields = ["" if v == "(null)" else v for v in payload.split("^")]
+        else:
+            fields = payload.split("^")
+        total = len(fields)
+        if total % count:
             return [
                 _err(
                     text,
-                    f"{tr_id}: {len(fields)} fields for {count} record(s) of {width} fields "
-                    f"(expected {count * width})",
+                    f"{tr_id}: {total} fields do not split into {count} record(s) "
+                    f"(known layouts: {_layouts(plan.layouts)} fields per record)",
                     received_at,
                     tr_id,
                 )
             ]
-        day = TradingDay(received_at)
-        # int() accepts "1_000", to_int() does not: such payloads take the exact decoders
-        if "_" not in payload:
-            try:
-                return fast(fields, received_at, day)
-            except Exception:
-                pass  # decoded again below, record by record, to say which field is bad
-        dec = kis_decoder(t.code)
+        stride = total // count
+        shape = plan.shapes.get(stride) or plan.shape(stride)
+        if shape is None:
+            return [
+                _err(
+                    text,
+                    f"{tr_id}: records of {stride} fields, fewer than the oldest known layout "
+                    f"({plan.layouts[0]} fields)",
+                    received_at,
+                    tr_id,
+                )
+            ]
+        width, fast = shape
         out: list[KISMessage] = []
+        if stride > plan.layouts[-1] and (tr_id, stride) not in self._noticed:
+            self._noticed.add((tr_id, stride))
+            out.append(
+                LayoutNotice(
+                    broker=BROKER,
+                    type=tr_id,
+                    fields=stride,
+                    known=plan.layouts,
+                    extra=stride - width,
+                    received_at=received_at,
+                )
+            )
+        day = TradingDay(received_at)
+        records: list[Any] | None = None
+        # int() accepts "1_000", to_int() does not: such payloads take the exact decoders
+        # (on any exception: decoded again below, record by record, to say which field is bad)
+        if "_" not in payload:
+            with contextlib.suppress(Exception):
+                records = fast(fields, received_at, day)
+        if records is None:
+            records = self._exact(text, tr_id, plan, fields, count, stride, width, received_at)
+        if plan.dated is not None:
+            records = _on_business_date(records, plan.dated, day)
+        out.extend(records)
+        return out
+
+    @staticmethod
+    def _exact(
+        text: str,
+        tr_id: str,
+        plan: _Plan,
+        fields: list[str],
+        count: int,
+        stride: int,
+        width: int,
+        received_at: datetime,
+    ) -> list[Any]:
+        """Record by record with the exact converters: a bad record becomes a DecodeError that
+        names its field; the others decode."""
+        dec = kis_decoder(plan.t.code, width)
+        day = TradingDay(received_at)
+        out: list[Any] = []
         for n in range(count):
-            off = n * width
+            off = n * stride
             try:
-                out.append(dec(fields, off, received_at, day))
+                rec = dec(fields, off, received_at, day)
             except Exception:
-                why = explain_failure(t, _raw_at(fields, off), day)
+                why = explain_failure(layout_view(plan.t, width), _raw_at(fields, off), day)
                 out.append(_err(text, f"{tr_id} record {n + 1}/{count}: {why}", received_at, tr_id))
+                continue
+            if stride > width:
+                rec = msgspec.structs.replace(rec, extra=tuple(fields[off + width : off + stride]))
+            out.append(rec)
         return out
 
 
 #: "001" … "999" -> the record count (what int() makes of them, without the checks)
 _COUNTS = {f"{n:03d}": n for n in range(1000)}
 
-#: TR id -> (declaration, fields per record, fast decoder), filled on first use.
-_PLANS: dict[str, tuple[RealtimeType, int, KISFrameDecoder]] = {}
+
+class _Plan:
+    """How to decode one TR: its declaration, known layouts and, per record width seen on the
+    wire, the layout to decode with and its fast decoder."""
+
+    __slots__ = ("dated", "layouts", "shapes", "t")
+
+    def __init__(self, t: RealtimeType) -> None:
+        self.t = t
+        self.layouts = t.layouts
+        self.shapes: dict[int, tuple[int, KISFrameDecoder]] = {}
+        names = {f.name for f in t.fields}
+        times = tuple(f.name for f in t.fields if f.kind == "time")
+        # a TR that carries its business date: its times belong to that date
+        self.dated = ("business_date", times) if "business_date" in names and times else None
+
+    def shape(self, stride: int) -> tuple[int, KISFrameDecoder] | None:
+        """(fields to decode, fast decoder) for records of ``stride`` values; None when shorter
+        than the oldest layout. Between or beyond the known layouts: the longest that fits."""
+        fits = [w for w in self.layouts if w <= stride]
+        if not fits:
+            return None
+        width = fits[-1]
+        shape = self.shapes[stride] = (width, kis_frame_decoder(self.t.code, width, stride))
+        return shape
 
 
-def _plan(tr_id: str) -> tuple[RealtimeType, int, KISFrameDecoder] | None:
+#: TR id -> its plan, filled on first use.
+_PLANS: dict[str, _Plan] = {}
+
+
+def _plan(tr_id: str) -> _Plan | None:
     # exact TR ids only: get_type() also accepts lower case, constants and class names
     t = types(BROKER).get(tr_id)
     if t is None:
         return None
-    plan = _PLANS[tr_id] = (t, len(t.fields), kis_frame_decoder(t.code))
+    plan = _PLANS[tr_id] = _Plan(t)
     return plan
+
+
+def _layouts(layouts: tuple[int, ...]) -> str:
+    return "/".join(map(str, layouts))
+
+
+def _on_business_date(
+    records: list[Any], dated: tuple[str, tuple[str, ...]], day: TradingDay
+) -> list[Any]:
+    """Records whose business date is not the receive date (a capture replayed later, a frame
+    just after midnight) get their times on that business date."""
+    attr, times = dated
+    today = day.day
+    out = records
+    for i, r in enumerate(records):
+        bd = getattr(r, attr, None)
+        if bd is None or bd == today:
+            continue
+        if out is records:
+            out = list(records)
+        moved = {}
+        for name in times:
+            dt = getattr(r, name)
+            if dt is not None and dt.date() != bd:
+                moved[name] = datetime.combine(bd, dt.timetz())
+        if moved:
+            out[i] = msgspec.structs.replace(r, **moved)
+    return out
 
 
 def _raw_at(fields: list[str], off: int) -> Callable[[int, F], str]:
@@ -336,7 +454,9 @@ def _raw_at(fields: list[str], off: int) -> Callable[[int, F], str]:
 
 
 def _err(raw: str, reason: str, received_at: datetime, typ: str = "") -> DecodeError:
-    return DecodeError(broker=BROKER, raw=raw, reason=reason, received_at=received_at, type=typ)
+    return DecodeError(
+        broker=BROKER, raw=storable(raw), reason=reason, received_at=received_at, type=typ
+    )
 
 
 def data_frame(tr_id: str, records: list[list[str]], key: AesKey | None = None) -> str:

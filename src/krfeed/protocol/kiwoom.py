@@ -11,7 +11,7 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from functools import reduce
+from functools import cache, reduce
 from typing import Any, Literal
 
 import msgspec
@@ -20,11 +20,14 @@ from krfeed.protocol.messages import (
     ConditionList,
     ConditionResult,
     DecodeError,
+    LayoutNotice,
     LoginResult,
     Ping,
     RegResult,
     SystemMessage,
     UnknownMessage,
+    storable,
+    unparsable,
 )
 from krfeed.records.base import Record
 from krfeed.schema.catalog import get_type, types
@@ -53,6 +56,7 @@ KiwoomMessage = (
     | ConditionResult
     | UnknownMessage
     | DecodeError
+    | LayoutNotice
 )
 
 _json_decode = msgspec.json.Decoder().decode
@@ -83,9 +87,13 @@ def _return_code(v: Any) -> int:
 
 
 class KiwoomCodec:
-    """Stateless Kiwoom frame codec (one per connection is fine; it holds no secrets)."""
+    """Kiwoom frame codec (one per connection is fine; it holds no secrets). Its only state:
+    which unknown layouts it has reported (:class:`LayoutNotice`, once each)."""
 
     broker = BROKER
+
+    def __init__(self) -> None:
+        self._noticed: set[tuple[str, frozenset[str]]] = set()
 
     # ---- outbound ----
 
@@ -179,7 +187,7 @@ class KiwoomCodec:
         except msgspec.DecodeError as e:
             return [self._err(text, f"frame is not valid JSON ({e})", received_at)]
         except Exception as e:
-            return [self._err(text, f"frame could not be parsed ({type(e).__name__})", received_at)]
+            return [self._err(text, f"frame could not be parsed: {unparsable(e)}", received_at)]
         if not isinstance(msg, dict):
             return [self._err(text, "frame is JSON but not an object", received_at)]
         trnm = msg.get("trnm")
@@ -284,15 +292,41 @@ class KiwoomCodec:
                 continue
             dec = kiwoom_decoder(typ)
             try:
-                out.append(dec(values, item, received_at, day))
+                rec = dec(values, item, received_at, day)
             except Exception:
                 why = explain_failure(get_type(BROKER, typ), _value_of(values), day)
                 out.append(self._err(text, f"REAL data[{n}] type {typ}: {why}", received_at, typ))
+                continue
+            known = _wires(typ)
+            unknown = [k for k in values if k not in known]
+            if unknown:
+                extra = {
+                    k: v if isinstance(v, str) else _json_encode(v).decode()
+                    for k, v in ((k, values[k]) for k in unknown)
+                }
+                rec = msgspec.structs.replace(rec, extra=extra)
+                seen = (typ, frozenset(unknown))
+                if seen not in self._noticed:
+                    self._noticed.add(seen)
+                    out.append(
+                        LayoutNotice(
+                            broker=BROKER,
+                            type=typ,
+                            fields=len(values),
+                            known=(len(known),),
+                            extra=len(unknown),
+                            unknown=tuple(sorted(unknown)),
+                            received_at=received_at,
+                        )
+                    )
+            out.append(rec)
         return out
 
     @staticmethod
     def _err(raw: str, reason: str, received_at: datetime, typ: str = "") -> DecodeError:
-        return DecodeError(broker=BROKER, raw=raw, reason=reason, received_at=received_at, type=typ)
+        return DecodeError(
+            broker=BROKER, raw=storable(raw), reason=reason, received_at=received_at, type=typ
+        )
 
 
 def _real_decoder() -> Callable[[str | bytes], Any]:
@@ -321,7 +355,7 @@ def _real_fast(text: str, received_at: datetime) -> list[KiwoomMessage] | None:
         _decode_real = _real_decoder()
     try:
         msg = _decode_real(text)
-    except msgspec.DecodeError:  # includes ValidationError
+    except Exception:  # not a plain REAL frame (ValidationError), too deep, lone surrogates
         return None
     day = TradingDay(received_at)
     out: list[KiwoomMessage] = []
@@ -340,6 +374,12 @@ def _real_fast(text: str, received_at: datetime) -> list[KiwoomMessage] | None:
     except Exception:
         return None
     return out
+
+
+@cache
+def _wires(code: str) -> frozenset[str]:
+    """The FIDs declared for a type."""
+    return frozenset(f.wire for f in get_type(BROKER, code).fields)
 
 
 def _value_of(values: dict[str, Any]) -> Callable[[int, F], Any]:

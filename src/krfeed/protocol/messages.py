@@ -14,6 +14,24 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     broker: str
 
 
+def storable(text: str) -> str:
+    """``text``, with lone surrogates (which no UTF-8 writer accepts) spelled as ``\\udXXX``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def unparsable(e: BaseException) -> str:
+    """Why a JSON parser gave up on a frame, in words."""
+    if isinstance(e, RecursionError):
+        return "nested too deeply"
+    if isinstance(e, UnicodeError):
+        return "not valid Unicode text (lone surrogates)"
+    return type(e).__name__
+
+
 class DecodeError(Message, frozen=True, kw_only=True):
     """A frame (or one entry/record of it) that could not be decoded. Nothing is dropped
     silently: ``raw`` is the frame exactly as received, ``reason`` says what was wrong."""
@@ -22,6 +40,30 @@ class DecodeError(Message, frozen=True, kw_only=True):
     reason: str
     received_at: datetime | None = None
     type: str = ""  # the real-time type / TR when known
+
+
+class LayoutNotice(Message, frozen=True, kw_only=True):
+    """Records of a type arrived in a layout krfeed does not know: longer than its known
+    layouts (KIS: more fields per record; Kiwoom: FIDs the declaration lacks). They were
+    decoded: the known fields as usual, the rest kept in each record's ``extra``. Said once
+    per type and layout, not per frame. ``session`` is set when it travels in a stream."""
+
+    type: str
+    fields: int  # values per record on the wire (Kiwoom: FIDs in the entry)
+    known: tuple[int, ...]  # the layouts krfeed knows (fields per record), oldest first
+    extra: int  # values per record kept in ``extra``
+    unknown: tuple[str, ...] = ()  # Kiwoom: the FIDs krfeed does not know
+    received_at: datetime | None = None
+    session: str = ""
+
+    @property
+    def message(self) -> str:
+        what = f"FIDs {', '.join(self.unknown)}" if self.unknown else f"{self.extra} value(s)"
+        return (
+            f"{self.broker} {self.type}: records carry {self.fields} fields, longer than the "
+            f"known layout(s) {'/'.join(map(str, self.known))}; the known fields are decoded, "
+            f"{what} kept in each record's extra"
+        )
 
 
 # ---- Kiwoom ----

@@ -47,16 +47,29 @@ class Record(msgspec.Struct, frozen=True, gc=False):
         return out
 
 
-class KiwoomRecord(Record, frozen=True, gc=False):
-    """A record from one entry of a Kiwoom ``REAL`` frame."""
+class KiwoomRecord(Record, frozen=True, gc=False, kw_only=True):
+    """A record from one entry of a Kiwoom ``REAL`` frame.
+
+    ``extra``: the entry's values under FIDs the declaration does not know, as sent (the live
+    service adds FIDs before the tables list them); empty when there are none.
+    """
 
     broker: ClassVar[str] = "kiwoom"
 
+    extra: dict[str, str] = msgspec.field(default_factory=dict)
 
-class KISRecord(Record, frozen=True, gc=False):
-    """One record of a KIS data frame ``<enc>|<TR>|<NNN>|<payload>``."""
+
+class KISRecord(Record, frozen=True, gc=False, kw_only=True):
+    """One record of a KIS data frame ``<enc>|<TR>|<NNN>|<payload>``.
+
+    ``extra``: values after the last known field, as sent, where the live service sends a
+    longer record than any layout krfeed knows (KIS appends fields without changing the TR id);
+    empty otherwise.
+    """
 
     broker: ClassVar[str] = "kis"
+
+    extra: tuple[str, ...] = ()
 
 
 R = TypeVar("R", bound=Record)

@@ -13,7 +13,7 @@ from typing import Annotated, ClassVar
 from msgspec import Meta
 
 from krfeed.records.base import KISRecord, TypeRef
-from krfeed.schema.enums import Correction, NoticeKind, PriceSign, Side
+from krfeed.schema.enums import Correction, MarketSession, NoticeKind, PriceSign, Side
 
 
 
@@ -126,6 +126,7 @@ class Trade(KISRecord, frozen=True, gc=False):
     time_class_code: Annotated[str | None, Meta(title='시간구분코드', extra={'wire': 'HOUR_CLS_CODE', 'kind': 'text'})] = None
     market_termination_code: Annotated[str | None, Meta(title='임의종료구분코드', extra={'wire': 'MRKT_TRTM_CLS_CODE', 'kind': 'text'})] = None
     static_vi_ref_price: Annotated[int | None, Meta(title='정적VI발동기준가', extra={'wire': 'VI_STND_PRC', 'kind': 'int'})] = None
+    market_class: Annotated[MarketSession | str | None, Meta(title='시장구분코드', extra={'wire': 'MARKET_CLS_CODE', 'kind': 'enum:market_cls'})] = None
 
 
 class TradeNxt(KISRecord, frozen=True, gc=False):
@@ -180,6 +181,7 @@ class TradeNxt(KISRecord, frozen=True, gc=False):
     time_class_code: Annotated[str | None, Meta(title='시간구분코드', extra={'wire': 'HOUR_CLS_CODE', 'kind': 'text'})] = None
     market_termination_code: Annotated[str | None, Meta(title='임의종료구분코드', extra={'wire': 'MRKT_TRTM_CLS_CODE', 'kind': 'text'})] = None
     static_vi_ref_price: Annotated[int | None, Meta(title='정적VI발동기준가', extra={'wire': 'VI_STND_PRC', 'kind': 'int'})] = None
+    market_class: Annotated[MarketSession | str | None, Meta(title='시장구분코드', extra={'wire': 'MARKET_CLS_CODE', 'kind': 'enum:market_cls'})] = None
 
 
 class TradeTotal(KISRecord, frozen=True, gc=False):
@@ -234,6 +236,7 @@ class TradeTotal(KISRecord, frozen=True, gc=False):
     time_class_code: Annotated[str | None, Meta(title='시간구분코드', extra={'wire': 'HOUR_CLS_CODE', 'kind': 'text'})] = None
     market_termination_code: Annotated[str | None, Meta(title='임의종료구분코드', extra={'wire': 'MRKT_TRTM_CLS_CODE', 'kind': 'text'})] = None
     static_vi_ref_price: Annotated[int | None, Meta(title='정적VI발동기준가', extra={'wire': 'VI_STND_PRC', 'kind': 'int'})] = None
+    market_class: Annotated[MarketSession | str | None, Meta(title='시장구분코드', extra={'wire': 'MARKET_CLS_CODE', 'kind': 'enum:market_cls'})] = None
 
 
 class OrderBook(KISRecord, frozen=True, gc=False):
@@ -301,6 +304,10 @@ class OrderBook(KISRecord, frozen=True, gc=False):
     overtime_total_ask_qty_change: Annotated[int | None, Meta(title='시간외총매도호가증감', extra={'wire': 'OVTM_TOTAL_ASKP_ICDC', 'kind': 'int'})] = None
     overtime_total_bid_qty_change: Annotated[int | None, Meta(title='시간외총매수호가증감', extra={'wire': 'OVTM_TOTAL_BIDP_ICDC', 'kind': 'int'})] = None
     deal_class_code: Annotated[str | None, Meta(title='주식매매구분코드', extra={'wire': 'STCK_DEAL_CLS_CODE', 'kind': 'text'})] = None
+    krx_mid_price: Annotated[Decimal | None, Meta(title='KRX중간가', extra={'wire': 'KMID_PRC', 'kind': 'decimal'})] = None
+    krx_mid_total_qty: Annotated[int | None, Meta(title='KRX중간가잔량합계수량', extra={'wire': 'KMID_TOTAL_RSQN', 'kind': 'int'})] = None
+    krx_mid_side_code: Annotated[str | None, Meta(title='KRX중간가매수매도구분', extra={'wire': 'KMID_CLS_CODE', 'kind': 'text'})] = None
+    market_class: Annotated[MarketSession | str | None, Meta(title='시장구분코드', extra={'wire': 'MARKET_CLS_CODE', 'kind': 'enum:market_cls'})] = None
 
 
 class OrderBookNxt(KISRecord, frozen=True, gc=False):
@@ -447,6 +454,7 @@ class OrderBookTotal(KISRecord, frozen=True, gc=False):
     nxt_mid_price: Annotated[Decimal | None, Meta(title='NXT중간가', extra={'wire': 'NMID_PRC', 'kind': 'decimal'})] = None
     nxt_mid_total_qty: Annotated[int | None, Meta(title='NXT중간가잔량합계수량', extra={'wire': 'NMID_TOTAL_RSQN', 'kind': 'int'})] = None
     nxt_mid_side_code: Annotated[str | None, Meta(title='NXT중간가매수매도구분', extra={'wire': 'NMID_CLS_CODE', 'kind': 'text'})] = None
+    expected_exchange_code: Annotated[str | None, Meta(title='예상체결거래소구분코드', extra={'wire': 'ANTC_EXCH_CLS_CODE', 'kind': 'text'})] = None
 
 
 class ExecutionNotice(KISRecord, frozen=True, gc=False):

@@ -184,8 +184,10 @@ class StockTrade(KiwoomRecord, frozen=True, gc=False):
     buy_fill_ratio: Annotated[Decimal | None, Meta(title='매수비율', extra={'wire': '1032', 'kind': 'decimal'})] = None
     sell_fill_count: Annotated[int | None, Meta(title='매도체결건수', extra={'wire': '1071', 'kind': 'int'})] = None
     buy_fill_count: Annotated[int | None, Meta(title='매수체결건수', extra={'wire': '1072', 'kind': 'int'})] = None
-    instant_trade_value: Annotated[int | None, Meta(title='순간거래대금', extra={'wire': '1313', 'kind': 'int'})] = None
-    tick_sell_volume: Annotated[int | None, Meta(title='매도체결량_단건', extra={'wire': '1315', 'kind': 'int'})] = None
+    instant_trade_value: Annotated[int | None, Meta(title='순간거래대금', extra={'wire': '1313', 'kind': 'aggressor_qty'})] = None
+    instant_trade_value_side: Annotated[Side | None, Meta(title='순간거래대금 부호', extra={'wire': '1313', 'kind': 'aggressor_qty'})] = None
+    tick_sell_volume: Annotated[int | None, Meta(title='매도체결량_단건', extra={'wire': '1315', 'kind': 'aggressor_qty'})] = None
+    tick_sell_volume_side: Annotated[Side | None, Meta(title='매도체결량_단건 부호', extra={'wire': '1315', 'kind': 'aggressor_qty'})] = None
     tick_buy_volume: Annotated[int | None, Meta(title='매수체결량_단건', extra={'wire': '1316', 'kind': 'int'})] = None
     net_buy_fill_volume: Annotated[int | None, Meta(title='순매수체결량', extra={'wire': '1314', 'kind': 'int'})] = None
     cfd_margin: Annotated[Decimal | None, Meta(title='CFD증거금', extra={'wire': '1497', 'kind': 'decimal'})] = None
@@ -194,7 +196,7 @@ class StockTrade(KiwoomRecord, frozen=True, gc=False):
     today_avg_price_dir: Annotated[Direction | None, Meta(title='당일거래평균가 부호', extra={'wire': '620', 'kind': 'price'})] = None
     cfd_trade_cost: Annotated[int | None, Meta(title='CFD거래비용', extra={'wire': '732', 'kind': 'int'})] = None
     stock_loan_trade_cost: Annotated[int | None, Meta(title='대주거래비용', extra={'wire': '852', 'kind': 'int'})] = None
-    exchange: Annotated[str | None, Meta(title='거래소구분', extra={'wire': '9081', 'kind': 'text'})] = None
+    exchange: Annotated[Exchange | str | None, Meta(title='거래소구분', extra={'wire': '9081', 'kind': 'enum:exchange9081'})] = None
 
 
 class BestQuote(KiwoomRecord, frozen=True, gc=False):

@@ -18,6 +18,7 @@ Two decoders per type:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import operator
 from collections.abc import Callable, Mapping, Sequence
@@ -114,10 +115,20 @@ def kiwoom_decoder(code: str) -> KiwoomDecoder:
     return fn
 
 
+def layout_view(t: RealtimeType, width: int) -> RealtimeType:
+    """``t`` with the fields of one of its layout versions (the first ``width``)."""
+    if width == len(t.fields):
+        return t
+    return dataclasses.replace(t, fields=t.fields[:width])
+
+
 @cache
-def kis_decoder(code: str) -> KISDecoder:
-    """``decode(fields, offset, received_at, day) -> Record`` for one KIS TR."""
+def kis_decoder(code: str, width: int | None = None) -> KISDecoder:
+    """``decode(fields, offset, received_at, day) -> Record`` for one KIS TR; the record's
+    first ``width`` fields (a layout version; default: all), the others None."""
     t = get_type("kis", code)
+    if width is not None:
+        t = layout_view(t, width)
     pre, args = _body(t, lambda i, f: f"f[o + {i}]" if i else "f[o]")
     src = "def decode(f, o, received_at, day):\n"
     src += "\n".join(pre) + ("\n" if pre else "")
@@ -229,17 +240,24 @@ _COLUMNS_FROM = 8
 _PARSE_INTS_FROM = 12
 
 
-def _kis_fast_source(t: RealtimeType) -> str:
+def _kis_fast_source(t: RealtimeType, stride: int | None = None) -> str:
     """``decode(f, received_at, day)``: one record (straight-line code), many records
-    (column by column), or a few (a loop)."""
-    w = len(t.fields)
+    (column by column), or a few (a loop).
+
+    ``t``'s fields are decoded from records of ``stride`` values each (default: as many as
+    fields); the values after them go to the record's ``extra``."""
+    n = len(t.fields)
+    w = stride or n
     item = "v0.strip()" if t.keyed else "''"
     int_pos = [i for i, f in enumerate(t.fields) if f.kind == "int"]
     pre, args = _fast_body(t, ints="inline")
+    if w > n:
+        args = [*args, f"extra=tuple(f[o + {n}:o + {w}]),"]
     build = ["Cls(", *_indent(["received_at,", f"{item},  # item", *args], 4).splitlines(), ")"]
     src = "def decode(f, received_at, day):\n" + _prologue(t)
     src += f"    if len(f) == {w}:  # one record (the usual case): no loop, no slice\n"
-    src += f"        {_unpack(t)} = f\n"
+    src += "        o = 0\n" if w > n else ""
+    src += f"        {_unpack(t)} = f{'' if w == n else f'[:{n}]'}\n"
     if len(int_pos) >= _PARSE_INTS_FROM:
         # The integers parsed in one call, as a JSON array (see parse_ints); anything it
         # cannot take raises, as does a count that does not match (a value with a ",").
@@ -255,13 +273,15 @@ def _kis_fast_source(t: RealtimeType) -> str:
         src += f"                {names} = ints_with_empty(text)\n"
         src += "            except (DecodeError, ValueError):  # one by one, then\n"
         src += _indent([f"i{i} = int(v{i}) if v{i} else None" for i in int_pos], 16)
+        if w > n:
+            args1 = [*args1, f"extra=tuple(f[{n}:]),"]
         build1 = ["Cls(", *_indent(["received_at,", f"{item},  # item", *args1], 4).splitlines()]
         src += _indent(pre1, 8)
         src += _indent(["return [" + build1[0], *build1[1:], ")]"], 8)
     else:
         src += _indent(pre, 8)
         src += _indent(["return [" + build[0], *build[1:-1], build[-1] + "]"], 8)
-    if int_pos:
+    if int_pos and w == n:
         # Frames of many records are decoded column by column: the integers of the whole
         # payload parsed in one call (see parse_ints), a list comprehension per other field,
         # and the records built by map() in C. That has a fixed cost per field (a
@@ -307,7 +327,7 @@ def _kis_fast_source(t: RealtimeType) -> str:
         src += "        return list(map(\n            Cls,\n" + _indent(cols, 12) + "        ))\n"
     src += "    out = []\n"
     src += f"    for o in range(0, len(f), {w}):\n"
-    src += f"        {_unpack(t)} = f[o:o + {w}]\n"
+    src += f"        {_unpack(t)} = f[o:o + {n}]\n"
     src += _indent(pre, 8)
     src += _indent(["out.append(" + build[0], *build[1:-1], build[-1] + ")"], 8)
     src += "    return out\n"
@@ -382,7 +402,13 @@ class _Gather:
         return get(fields)
 
 
-def _compile_fast(src: str, name: str, cls: type[Record], t: RealtimeType | None = None) -> Any:
+def _compile_fast(
+    src: str,
+    name: str,
+    cls: type[Record],
+    t: RealtimeType | None = None,
+    stride: int | None = None,
+) -> Any:
     ns = dict(_FAST_NS)
     ns["Cls"] = cls
     ns["parse_ints"] = parse_ints
@@ -391,7 +417,7 @@ def _compile_fast(src: str, name: str, cls: type[Record], t: RealtimeType | None
     ns["ints_with_empty"] = _ints_with_empty
     ns["DecodeError"] = msgspec.DecodeError
     if t is not None:
-        w = len(t.fields)
+        w = stride or len(t.fields)
         int_pos = [i for i, f in enumerate(t.fields) if f.kind == "int"]
         ns["int_fields"] = _Gather(w, int_pos)
         if len(int_pos) > 1:
@@ -407,32 +433,41 @@ def fast_source(broker: str, code: str) -> str:
 
 
 @cache
-def kis_frame_decoder(code: str) -> KISFrameDecoder:
+def kis_frame_decoder(
+    code: str, width: int | None = None, stride: int | None = None
+) -> KISFrameDecoder:
     """``decode(fields, received_at, day) -> records`` for every record of one KIS payload.
 
-    ``fields`` is the whole payload split on ``^`` (a multiple of the type's width). Fast path:
-    the payload must contain no ``_``; on any exception decode with :func:`kis_decoder`.
+    ``fields`` is the whole payload split on ``^``: records of ``stride`` values (default:
+    ``width``), of which the first ``width`` (a layout version; default: all declared fields)
+    are decoded and the rest kept in ``extra``. Fast path: the payload must contain no ``_``;
+    on any exception decode with :func:`kis_decoder`.
     """
     t = get_type("kis", code)
+    if width is not None:
+        t = layout_view(t, width)
     fn: KISFrameDecoder = _compile_fast(
-        _kis_fast_source(t), f"kis {code}", record_class("kis", code), t
+        _kis_fast_source(t, stride), f"kis {code}", record_class("kis", code), t, stride
     )
     return fn
 
 
 def kiwoom_values_struct(code: str) -> type[msgspec.Struct]:
     """The ``values`` object of one Kiwoom type as a Struct: field ``f{i}`` is the i-th declared
-    field, under its wire key; absent keys are ``""`` (which means the same as absent)."""
+    field, under its wire key; absent keys are ``""`` (which means the same as absent); a key
+    not declared is refused."""
     return _kiwoom_structs(code)[0]
 
 
 @cache
 def _kiwoom_structs(code: str) -> tuple[type[msgspec.Struct], type[msgspec.Struct]]:
     t = get_type("kiwoom", code)
+    # An FID the declaration does not know fails the fast path: the exact one keeps it.
     values = msgspec.defstruct(
         f"Values{t.code}",
         [(f"f{i}", str, msgspec.field(default="", name=f.wire)) for i, f in enumerate(t.fields)],
         gc=False,
+        forbid_unknown_fields=True,
     )
     entry = msgspec.defstruct(
         f"Entry{t.code}",

@@ -24,18 +24,25 @@ BASE_KINDS: dict[str, str] = {
     "flag01": "0/1 -> bool",
 }
 
-RESERVED = frozenset({"received_at", "item", "broker", "type", "title", "fields"})
+RESERVED = frozenset({"received_at", "item", "broker", "type", "title", "fields", "extra"})
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True, slots=True)
 class F:
-    """One field: wire key (Kiwoom FID or KIS field name), Korean name, English name, kind."""
+    """One field: wire key (Kiwoom FID or KIS field name), Korean name, English name, kind.
+
+    ``since`` marks a field the live service appended to the published layout (KIS adds fields
+    at the end of a record without changing the TR id): the label of that layout version, e.g.
+    ``"2026-09-14"``. Fields with the same label form one version; see
+    :attr:`RealtimeType.layouts`.
+    """
 
     wire: str
     korean: str
     name: str
     kind: str = "text"
+    since: str = ""
 
     @property
     def attrs(self) -> tuple[str, ...]:
@@ -67,6 +74,27 @@ class RealtimeType:
     keyed: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def layouts(self) -> tuple[int, ...]:
+        """The known record widths (fields per record), oldest first: the published layout,
+        then one per ``since`` label, each a prefix of :attr:`fields`."""
+        widths = [sum(1 for f in self.fields if not f.since)]
+        label = ""
+        for i, f in enumerate(self.fields):
+            if f.since and f.since != label:
+                if i > widths[0]:
+                    widths.append(i)
+                label = f.since
+        if len(self.fields) > widths[-1]:
+            widths.append(len(self.fields))
+        return tuple(widths)
+
+    def layout_label(self, width: int) -> str:
+        """The name of the layout version with ``width`` fields ("published" or its label)."""
+        if width <= self.layouts[0]:
+            return "published"
+        return self.fields[width - 1].since
+
     def field(self, name_or_wire: str) -> F:
         for f in self.fields:
             if f.name == name_or_wire or f.wire == name_or_wire:
@@ -80,8 +108,15 @@ def validate(t: RealtimeType) -> None:
     seen_attr: set[str] = set()
     if not re.match(r"^[A-Z][A-Za-z0-9]*$", t.name):
         raise ValueError(f"{t.code}: class name {t.name!r} is not CamelCase")
+    labels: list[str] = []
     for f in t.fields:
         where = f"{t.broker} {t.code} field {f.wire}"
+        if labels and not f.since:
+            raise ValueError(f"{where}: a published field after appended ones")
+        if f.since and (not labels or labels[-1] != f.since):
+            if f.since in labels:
+                raise ValueError(f"{where}: the fields of layout {f.since!r} are not together")
+            labels.append(f.since)
         if f.wire in seen_wire:
             raise ValueError(f"{where}: wire key declared twice")
         seen_wire.add(f.wire)

@@ -41,11 +41,13 @@ class OrderStatus(StrEnum):
 
 
 class MarketSession(StrEnum):
-    """Kiwoom 290 장구분: 1 장전시간외, 2 장중, 3 장후시간외."""
+    """Kiwoom 290 장구분: 1 장전시간외, 2 장중, 3 장후시간외; KIS MARKET_CLS_CODE also
+    5 종가단일가 (closing auction)."""
 
     PRE_MARKET = "pre_market"
     REGULAR = "regular"
     POST_MARKET = "post_market"
+    CLOSING_AUCTION = "closing_auction"
 
 
 class Exchange(StrEnum):
@@ -107,6 +109,22 @@ ENUM_KINDS: dict[str, tuple[type[Enum], dict[str, Enum]]] = {
         {"1": MarketSession.PRE_MARKET, "2": MarketSession.REGULAR, "3": MarketSession.POST_MARKET},
     ),
     "exchange2134": (Exchange, {"0": Exchange.SOR, "1": Exchange.KRX, "2": Exchange.NXT}),
+    # Kiwoom 9081: the table's example is a code ("1"); the live wire sends the name ("KRX").
+    # Both forms are understood; anything else is kept as sent.
+    "exchange9081": (
+        Exchange,
+        {"1": Exchange.KRX, "2": Exchange.NXT, "KRX": Exchange.KRX, "NXT": Exchange.NXT},
+    ),
+    # KIS MARKET_CLS_CODE (appended 2026-09-14): 1 장전, 2 장중, 3 장후, 5 종가단일가
+    "market_cls": (
+        MarketSession,
+        {
+            "1": MarketSession.PRE_MARKET,
+            "2": MarketSession.REGULAR,
+            "3": MarketSession.POST_MARKET,
+            "5": MarketSession.CLOSING_AUCTION,
+        },
+    ),
     "cntg_yn": (NoticeKind, {"1": NoticeKind.ACK, "2": NoticeKind.FILL}),
     "rctf": (Correction, {"0": Correction.NORMAL, "1": Correction.MODIFY, "2": Correction.CANCEL}),
     "condition843": (ConditionEvent, {"I": ConditionEvent.ENTER, "D": ConditionEvent.EXIT}),

@@ -124,6 +124,8 @@ TYPES: tuple[RealtimeType, ...] = (
             F("HOUR_CLS_CODE", "시간구분코드", "time_class_code"),
             F("MRKT_TRTM_CLS_CODE", "임의종료구분코드", "market_termination_code"),
             F("VI_STND_PRC", "정적VI발동기준가", "static_vi_ref_price", "int"),
+            # appended on the live wire (KIS notice, effective 2026-09-14); not in the samples
+            F("MARKET_CLS_CODE", "시장구분코드", "market_class", "enum:market_cls", since="2026-09-14"),
         ),
     ),
     RealtimeType(
@@ -181,6 +183,8 @@ TYPES: tuple[RealtimeType, ...] = (
             F("HOUR_CLS_CODE", "시간구분코드", "time_class_code"),
             F("MRKT_TRTM_CLS_CODE", "임의종료구분코드", "market_termination_code"),
             F("VI_STND_PRC", "정적VI발동기준가", "static_vi_ref_price", "int"),
+            # appended on the live wire (KIS notice, effective 2026-09-14); not in the samples
+            F("MARKET_CLS_CODE", "시장구분코드", "market_class", "enum:market_cls", since="2026-09-14"),
         ),
     ),
     RealtimeType(
@@ -238,6 +242,8 @@ TYPES: tuple[RealtimeType, ...] = (
             F("HOUR_CLS_CODE", "시간구분코드", "time_class_code"),
             F("MRKT_TRTM_CLS_CODE", "임의종료구분코드", "market_termination_code"),
             F("VI_STND_PRC", "정적VI발동기준가", "static_vi_ref_price", "int"),
+            # appended on the live wire (KIS notice, effective 2026-09-14); not in the samples
+            F("MARKET_CLS_CODE", "시장구분코드", "market_class", "enum:market_cls", since="2026-09-14"),
         ),
     ),
     RealtimeType(
@@ -307,6 +313,13 @@ TYPES: tuple[RealtimeType, ...] = (
             F("OVTM_TOTAL_ASKP_ICDC", "시간외총매도호가증감", "overtime_total_ask_qty_change", "int"),
             F("OVTM_TOTAL_BIDP_ICDC", "시간외총매수호가증감", "overtime_total_bid_qty_change", "int"),
             F("STCK_DEAL_CLS_CODE", "주식매매구분코드", "deal_class_code"),
+            # the KRX mid-price, seen on the live wire well before 2026 (62 fields); not in the samples
+            # a midpoint may fall between ticks
+            F("KMID_PRC", "KRX중간가", "krx_mid_price", "decimal", since="KRX mid-price"),
+            F("KMID_TOTAL_RSQN", "KRX중간가잔량합계수량", "krx_mid_total_qty", "int", since="KRX mid-price"),
+            F("KMID_CLS_CODE", "KRX중간가매수매도구분", "krx_mid_side_code", since="KRX mid-price"),
+            # appended on the live wire (KIS notice, effective 2026-09-14); not in the samples
+            F("MARKET_CLS_CODE", "시장구분코드", "market_class", "enum:market_cls", since="2026-09-14"),
         ),
     ),
     RealtimeType(
@@ -461,6 +474,8 @@ TYPES: tuple[RealtimeType, ...] = (
             F("NMID_PRC", "NXT중간가", "nxt_mid_price", "decimal"),
             F("NMID_TOTAL_RSQN", "NXT중간가잔량합계수량", "nxt_mid_total_qty", "int"),
             F("NMID_CLS_CODE", "NXT중간가매수매도구분", "nxt_mid_side_code"),
+            # appended on the live wire (KIS notice of 2026-09-14); the Korean name is assumed
+            F("ANTC_EXCH_CLS_CODE", "예상체결거래소구분코드", "expected_exchange_code", since="2026-09-14"),
         ),
     ),
     RealtimeType(

@@ -161,8 +161,10 @@ TYPES: tuple[RealtimeType, ...] = (
             F("1032", "매수비율", "buy_fill_ratio", "decimal"),
             F("1071", "매도체결건수", "sell_fill_count", "int"),
             F("1072", "매수체결건수", "buy_fill_count", "int"),
-            F("1313", "순간거래대금", "instant_trade_value", "int"),
-            F("1315", "매도체결량_단건", "tick_sell_volume", "int"),
+            # 1313/1315 arrive signed on the live wire ("-4897", "-19") the way 15 does: the
+            # magnitude, and the side the sign implies
+            F("1313", "순간거래대금", "instant_trade_value", "aggressor_qty"),
+            F("1315", "매도체결량_단건", "tick_sell_volume", "aggressor_qty"),
             F("1316", "매수체결량_단건", "tick_buy_volume", "int"),
             F("1314", "순매수체결량", "net_buy_fill_volume", "int"),
             # 1497/1498 undocumented: a rate or an amount
@@ -172,8 +174,8 @@ TYPES: tuple[RealtimeType, ...] = (
             F("620", "당일거래평균가", "today_avg_price", "price"),
             F("732", "CFD거래비용", "cfd_trade_cost", "int"),
             F("852", "대주거래비용", "stock_loan_trade_cost", "int"),
-            # undocumented codes (example "1")
-            F("9081", "거래소구분", "exchange"),
+            # documented with a code (example "1"); the live wire sends "KRX"
+            F("9081", "거래소구분", "exchange", "enum:exchange9081"),
         ),
     ),
     RealtimeType(

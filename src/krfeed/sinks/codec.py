@@ -171,6 +171,18 @@ def _lenient_enum(cls: type[Enum]) -> Converter:
     return conv
 
 
+def _as_values(v: Any) -> tuple[str, ...]:
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return tuple(v)
+    raise ValueError(f"{v!r} is not a list of strings")
+
+
+def _as_fid_values(v: Any) -> dict[str, str]:
+    if isinstance(v, dict) and all(isinstance(x, str) for x in v.values()):
+        return v
+    raise ValueError(f"{v!r} is not an object of strings")
+
+
 _PLAIN: dict[str, Converter] = {
     "text": _as_text,
     "int": _as_int,
@@ -185,7 +197,11 @@ _PLAIN: dict[str, Converter] = {
 @cache
 def _converters(cls: type[Record]) -> dict[str, Converter]:
     """attribute -> converter from the JSON value, for every field of a record class."""
-    out: dict[str, Converter] = {"received_at": _as_datetime, "item": _as_text}
+    out: dict[str, Converter] = {
+        "received_at": _as_datetime,
+        "item": _as_text,
+        "extra": _as_fid_values if cls.broker == "kiwoom" else _as_values,
+    }
     for f in cls.schema().fields:
         if f.kind == "price":
             out[f.name], out[f.name + "_dir"] = _as_int, _strict_enum(Direction)

@@ -257,6 +257,13 @@ class PostgresSink:
         cols.append("PRIMARY KEY (record_id, received_at)" if hyper else "PRIMARY KEY (record_id)")
         stmts = [
             f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(cols)})",
+            # columns a newer declaration added (a layout version) to a table made before it
+            *(
+                f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {quote_ident(c.name)} "
+                f"{_SQL_TYPE[c.kind]}"
+                for c in t.columns
+                if c.name not in _NOT_NULL
+            ),
             f"CREATE INDEX IF NOT EXISTS {quote_ident(t.name + '_item_time')} "
             f"ON {name} (item, received_at)",
         ]

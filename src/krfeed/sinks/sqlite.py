@@ -32,6 +32,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from krfeed.events import Event
+from krfeed.jsonout import dumps
 from krfeed.logs import get_logger
 from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import Record
@@ -134,6 +135,8 @@ def _record_row(columns: Sequence[Column]) -> Callable[[Any], tuple[Any, ...]]:
         attr = f"r.{c.name}"
         if c.name == "received_at":
             parts.append(f"utc_timestamp({attr})")
+        elif c.name == "extra":
+            parts.append(f"dumps(x) if (x := {attr}) else None")
         elif c.kind == "timestamp":
             parts.append(f"timestamp({attr})")
         elif c.kind == "decimal":
@@ -144,6 +147,7 @@ def _record_row(columns: Sequence[Column]) -> Callable[[Any], tuple[Any, ...]]:
             parts.append(attr)
     src = "def row(r):\n    return (\n" + "".join(f"        {p},\n" for p in parts) + "    )\n"
     ns: dict[str, Any] = {
+        "dumps": dumps,
         "Decimal": Decimal,
         "date": date,
         "timestamp": _timestamp,

@@ -100,12 +100,19 @@ def table_for(broker: str, code: str) -> Table:
             cols.append(Column(f.name + "_side", "text", f.wire, f.korean + " 부호"))
     names = [c.name for c in cols]
     getter = operator.attrgetter(*names)
+
+    def row(record: Record) -> tuple[Any, ...]:
+        extra = record.extra  # type: ignore[attr-defined]
+        return (*getter(record), dumps(extra) if extra else None)
+
+    # values the declaration does not know (fields appended on the live wire), as JSON
+    cols.append(Column("extra", "text", "", "선언되지 않은 값 (JSON)"))
     time_col = next((f.name for f in rt.fields if f.kind == "time"), None)
     return Table(
         name=table_name(rt),
         rtype=rt,
         columns=tuple(cols),
-        row=getter,
+        row=row,
         key=_ACCOUNT_KEYS.get((broker, rt.code), ()),
         time_column=time_col,
     )
