@@ -153,7 +153,13 @@ def decode(
         line = raw.rstrip(b"\r\n")
         if not line.strip():
             continue
-        for msg in codec.receive(line):
+        msgs: list[Any]
+        try:
+            msgs = codec.receive(line)
+        except Exception as e:  # a codec bug must not end the command with a traceback
+            why = f"frame could not be decoded ({type(e).__name__})"
+            msgs = [DecodeError(broker=b, raw=line.decode("utf-8", "replace"), reason=why)]
+        for msg in msgs:
             if isinstance(msg, Record):
                 stdout.write(encode_line(msg))
             elif isinstance(msg, DecodeError):
