@@ -896,6 +896,7 @@ class MarketStatusTotal(KISRecord, frozen=True, gc=False):
     type: ClassVar[str] = 'H0UNMKO0'
     title: ClassVar[str] = '국내주식 장운영정보 (통합)'
 
+    code: Annotated[str | None, Meta(title='유가증권단축종목코드', extra={'wire': 'MKSC_SHRN_ISCD', 'kind': 'text'})] = None
     halted: Annotated[bool | None, Meta(title='거래정지 여부', extra={'wire': 'TRHT_YN', 'kind': 'yn'})] = None
     halt_reason: Annotated[str | None, Meta(title='거래 정지 사유 내용', extra={'wire': 'TR_SUSP_REAS_CNTT', 'kind': 'text'})] = None
     market_op_code: Annotated[str | None, Meta(title='장운영 구분 코드', extra={'wire': 'MKOP_CLS_CODE', 'kind': 'text'})] = None

@@ -921,7 +921,8 @@ TYPES: tuple[RealtimeType, ...] = (
             F("VI_CLS_CODE", "VI적용구분코드", "vi_code"),
             # documented as Y/N; text like the other *_CLS_CODE
             F("OVTM_VI_CLS_CODE", "시간외단일가VI적용구분코드", "overtime_vi_code"),
-            F("EXCH_CLS_CODE", "거래소구분코드", "exchange_code"),
+            # in the table, not in KIS's own response example (10 fields): a later version
+            F("EXCH_CLS_CODE", "거래소구분코드", "exchange_code", since="NXT exchange code"),
         ),
     ),
     RealtimeType(
@@ -954,8 +955,11 @@ TYPES: tuple[RealtimeType, ...] = (
         name="MarketStatusTotal",
         constant="MARKET_STATUS_TOTAL",
         description="Market-operation, halt and VI status per stock (KRX and NXT combined).",
-        keyed=False,  # the official 통합 layout has no code field
+        # The published 통합 table has no code field, but live records start with the stock
+        # code (captured 2026-09-22: "100840^N^(null)^AB1^112^^^55^N^", see
+        # tests/fixtures/captured): the wire is declared, with the table's fields after it.
         fields=(
+            F("MKSC_SHRN_ISCD", "유가증권단축종목코드", "code"),
             F("TRHT_YN", "거래정지 여부", "halted", "yn"),
             F("TR_SUSP_REAS_CNTT", "거래 정지 사유 내용", "halt_reason"),
             F("MKOP_CLS_CODE", "장운영 구분 코드", "market_op_code"),
@@ -967,7 +971,7 @@ TYPES: tuple[RealtimeType, ...] = (
             F("VI_CLS_CODE", "VI적용구분코드", "vi_code"),
             # documented as Y/N; text like the other *_CLS_CODE
             F("OVTM_VI_CLS_CODE", "시간외단일가VI적용구분코드", "overtime_vi_code"),
-            F("EXCH_CLS_CODE", "거래소 구분코드", "exchange_code"),
+            F("EXCH_CLS_CODE", "거래소 구분코드", "exchange_code", since="NXT exchange code"),
         ),
     ),
     RealtimeType(
