@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from krfeed.feed import Feed
-    from krfeed.orders.model import OrderAnomaly, OrderEvent, ReconcileReport
+    from krfeed.orders.model import AccountRef, OrderAnomaly, OrderEvent, ReconcileReport
     from krfeed.orders.tracker import OrderTracker
 
 FILL_ROWS = 12
@@ -112,15 +112,27 @@ def orders_command(
     )
 
 
-async def _sim_accounts(feed: Feed, sim: str) -> dict[str, str]:
-    """KIS account numbers of the simulator's app keys (its /_sim/accounts)."""
+async def _sim_accounts(feed: Feed, sim: str) -> dict[str | tuple[str, str], AccountRef]:
+    """The simulator's accounts (its /_sim/accounts) per (broker, app key): both brokers'
+    credentials share the app key strings, so the broker is part of the key."""
+    from krfeed.orders.model import AccountRef
+
+    out: dict[str | tuple[str, str], AccountRef] = {}
     with contextlib.suppress(Exception):
         async with feed.http.get(sim.rstrip("/") + "/_sim/accounts") as resp:
             data = await resp.json()
-            kis = data.get("kis") if isinstance(data, dict) else None
-            if isinstance(kis, dict):
-                return {str(k): f"{v}01" for k, v in kis.items() if v}
-    return {}
+        if not isinstance(data, dict):
+            return out
+        for broker in ("kiwoom", "kis"):
+            table = data.get(broker)
+            if not isinstance(table, dict):
+                continue
+            for appkey, number in table.items():
+                if number:
+                    # KIS: the simulator lists CANO; its accounts are product code 01
+                    full = f"{number}01" if broker == "kis" else str(number)
+                    out[(broker, str(appkey))] = AccountRef(broker, full)
+    return out
 
 
 async def run_orders(
@@ -141,7 +153,7 @@ async def run_orders(
     from krfeed.brokers import KIS, Kiwoom
     from krfeed.events import Event, SessionFailed
     from krfeed.feed import Feed
-    from krfeed.orders.model import OrderAnomaly, OrderEvent, ReconcileReport
+    from krfeed.orders.model import AccountRef, OrderAnomaly, OrderEvent, ReconcileReport
     from krfeed.orders.reconcile import ReconcileOptions
     from krfeed.orders.stream import OrderStream
     from krfeed.protocol.messages import DecodeError
@@ -166,11 +178,13 @@ async def run_orders(
     live_ctx: Any = None
     try:
         await feed.start()
-        accounts: dict[str, str] = {}
+        accounts: dict[str | tuple[str, str], AccountRef] = {}
+        if sim:
+            for key, ref in (await _sim_accounts(feed, sim)).items():
+                if not (account and ref.broker == "kis"):  # --account wins for KIS
+                    accounts[key] = ref
         if account:
-            accounts["kis"] = account
-        elif sim:
-            accounts.update(await _sim_accounts(feed, sim))
+            accounts["kis"] = AccountRef("kis", account)
         opts = ReconcileOptions(interval=interval, accounts=accounts)
         stream = OrderStream(feed, options=opts, reconcile=reconcile, passthrough=True)
         await stream.start()
