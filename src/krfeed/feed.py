@@ -451,6 +451,8 @@ class Feed:
                 "records": s.stats.records,
                 "decode_errors": s.stats.decode_errors,
                 "pings": s.stats.pings,
+                "heartbeat_interval": s.stats.heartbeat_interval,
+                "idle_limit": round(s.idle_limit()[0], 3),
                 "stalls": s.stats.stalls,
                 "registrations": s.registrations(),
                 "failed": s.failed,
