@@ -62,6 +62,14 @@ def orders_command(
     journal: Annotated[
         Path | None, typer.Option("--journal", help="also write every raw frame to this journal")
     ] = None,
+    idle_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--idle-timeout",
+            help="seconds without any frame before a socket counts as dead, until the "
+            "heartbeat cadence is learned (then 3 heartbeats, at most this; default 90)",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log to stderr")] = False,
 ) -> None:
     """Watch your orders and fills live; fills missed during disconnects are reconciled."""
@@ -83,6 +91,8 @@ def orders_command(
     _check_sinks(to or [])
     if interval is not None and interval <= 0:
         raise fail("--interval must be positive")
+    if idle_timeout is not None and idle_timeout <= 0:
+        raise fail("--idle-timeout must be positive")
     _setup_logging(verbose)
     if which:
         configs = _brokers_for(config, mock, sim, which)
@@ -108,8 +118,18 @@ def orders_command(
             reconcile=reconcile,
             sim=sim,
             journal=_journal(journal),
+            options=_session_options(idle_timeout),
         )
     )
+
+
+def _session_options(idle_timeout: float | None) -> Any:
+    from krfeed.session import SessionOptions
+
+    if idle_timeout is None:
+        return None
+    floor = min(SessionOptions.idle_floor, idle_timeout)
+    return SessionOptions(idle_timeout=idle_timeout, idle_floor=floor)
 
 
 async def _sim_accounts(feed: Feed, sim: str) -> dict[str | tuple[str, str], AccountRef]:
