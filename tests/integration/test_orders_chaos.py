@@ -347,3 +347,41 @@ async def test_orders_under_chaos_end_equal_to_the_brokers_inquiries() -> None:
     assert sum(r.fills for r in reports if r.trigger == "reconnect") > 0  # missed, recovered
     half_open = [i for i in items if isinstance(i, Disconnected) and "half-open" in i.reason]
     assert len(half_open) == 2 * 3  # every long cut noticed by the heartbeat watchdog
+
+
+async def test_kiwoom_account_comes_from_ka10075_and_a_wrong_one_is_reported() -> None:
+    cfg = SimConfig(port=0, seed=42, rate=5.0, ping_interval=0.5, page_size=4)
+    async with Simulator(cfg) as sim:
+        inst = sim.market.instrument("005930")
+        # a resting order: ka10075 lists it, with the account number
+        await sim.place_order("kiwoom", code="005930", qty=2, price=inst.lower, appkey=KEY)
+        real = AccountRef("kiwoom", sim.account("kiwoom", KEY))
+        wrong = AccountRef("kiwoom", sim.account("kis", KEY) + "01")
+        for configured in (None, wrong):
+            accounts = {} if configured is None else {("kiwoom", KEY): configured}
+            async with Feed(Kiwoom.sim(sim.url, 1), options=OPTS) as feed:
+                stream = OrderStream(feed, options=ReconcileOptions(settle=0.05, accounts=accounts))
+                await feed.subscribe(Kiwoom.ORDER_EXECUTION)
+                items: list[Any] = []
+
+                async def consume(s: OrderStream = stream, out: list[Any] = items) -> None:
+                    async for item in s:
+                        out.append(item)
+
+                task = asyncio.create_task(consume())
+                try:
+                    await wait_for(lambda o=items: any(isinstance(i, ReconcileReport) for i in o))
+                finally:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                    await stream.close()
+            assert stream.stats()["sessions"]["kiwoom#1"]["account"] == real.number
+            assert [s.account_ref for s in stream.tracker.orders()] == [real]
+            problems = [i for i in items if isinstance(i, OrderAnomaly)]
+            if configured is None:
+                assert problems == []
+            else:
+                (p,) = problems
+                assert p.problem == "account_mismatch" and p.account == real.number
+                assert f"configured for account {wrong}" in p.message and str(real) in p.message
