@@ -452,6 +452,8 @@ class Feed:
                 "decode_errors": s.stats.decode_errors,
                 "layout_notices": s.stats.layout_notices,
                 "pings": s.stats.pings,
+                "heartbeat_interval": s.stats.heartbeat_interval,
+                "idle_limit": round(s.idle_limit()[0], 3),
                 "stalls": s.stats.stalls,
                 "registrations": s.registrations(),
                 "failed": s.failed,

@@ -109,9 +109,18 @@ class SessionOptions:
     backoff_cap: float = 30.0
     connect_timeout: float = 10.0
     login_timeout: float = 10.0
-    #: No frame at all (not even a heartbeat) for this long: the socket is half-open.
-    #: (KIS sends PINGPONG about every 10 s; Kiwoom's PING interval is undocumented.)
+    #: No frame at all (not even a heartbeat) for this long: the socket is half-open. This
+    #: fixed limit applies until the session has seen two heartbeats on one connection, and
+    #: is the ceiling afterwards. (KIS sends PINGPONG about every 10 s; Kiwoom's PING interval
+    #: is undocumented.)
     idle_timeout: float = 90.0
+    #: Once the heartbeat cadence is learned (the median of the last intervals between the
+    #: broker's PING/PINGPONG frames), give up after this many heartbeats without any frame:
+    #: the limit is clamp(idle_heartbeats x interval, idle_floor, idle_timeout). 0 disables
+    #: learning (idle_timeout alone).
+    idle_heartbeats: float = 3.0
+    #: The least the learned limit can be, so that heartbeats in a burst do not make it tiny.
+    idle_floor: float = 3.0
     #: Subscribed market data silent this long while heartbeats continue: reconnect.
     #: Each stall in a row without data in between doubles it (up to an hour), so a holiday
     #: or a halted market costs a few reconnects, not one every few minutes. None disables it.
@@ -172,6 +181,8 @@ class SessionStats:
     layout_notices: int = 0  # types seen in a longer layout than krfeed knows
     pings: int = 0
     stalls: int = 0
+    #: the learned heartbeat interval (None until two heartbeats on one connection)
+    heartbeat_interval: float | None = None
     last_frame_at: float = 0.0
     last_data_at: float = 0.0
     state: str = "idle"
@@ -208,6 +219,8 @@ class Session:
         self._opened_at = 0.0
         self._idle_reason = ""
         self._waiting_since = 0.0  # when the read loop's receive() began waiting (0: busy)
+        self._last_beat: float | None = None  # the latest heartbeat on the current connection
+        self._beats: deque[float] = deque(maxlen=8)  # intervals between heartbeats
         self._stall_streak = 0
         self._last_stall_at = 0.0
         self._got_data = False
@@ -475,6 +488,7 @@ class Session:
         self._opened_at = time.monotonic()
         self._idle_reason = ""
         self._waiting_since = 0.0
+        self._last_beat = None  # an interval spans two heartbeats of one connection
         self._ops = asyncio.Queue()
         self._emit(Connected(broker=self.broker, session=self.name, url=self.url))
         sender = asyncio.create_task(self._sender(ws, self._ops))
@@ -579,6 +593,7 @@ class Session:
                         await sink.record(m)
                 elif isinstance(m, Ping):
                     stats.pings += 1
+                    self._heartbeat(now)
                     await ws.send_str(m.raw)
                 elif isinstance(m, DecodeError):
                     stats.decode_errors += 1
@@ -588,17 +603,39 @@ class Session:
                 else:
                     await self._on_message(m, ws)
 
+    def _heartbeat(self, now: float) -> None:
+        """A PING/PINGPONG arrived: learn the broker's cadence from the gaps between them."""
+        if self._last_beat is not None:
+            self._beats.append(now - self._last_beat)
+            ordered = sorted(self._beats)
+            self.stats.heartbeat_interval = ordered[len(ordered) // 2]
+        self._last_beat = now
+
+    def idle_limit(self) -> tuple[float, str]:
+        """Seconds without any frame after which the socket counts as half-open, and why."""
+        opts = self.opts
+        beat = self.stats.heartbeat_interval
+        if beat is None or opts.idle_heartbeats <= 0:
+            return opts.idle_timeout, f"no frame for {opts.idle_timeout:g}s"
+        limit = min(opts.idle_timeout, max(opts.idle_floor, opts.idle_heartbeats * beat))
+        return limit, (
+            f"no frame for {limit:.1f}s, {limit / beat:.1f} heartbeats at the learned "
+            f"interval of {beat:.2f}s"
+        )
+
     async def _watchdog(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         opts = self.opts
-        step = 0.5 if opts.stall_timeout is None else max(0.05, min(1.0, opts.stall_timeout / 4))
-        step = min(step, max(0.05, opts.idle_timeout / 4))
+        base = 0.5 if opts.stall_timeout is None else max(0.05, min(1.0, opts.stall_timeout / 4))
         while not ws.closed:
-            await asyncio.sleep(step)
+            limit, why = self.idle_limit()
+            await asyncio.sleep(min(base, max(0.05, limit / 8)))
             now = time.monotonic()
             waiting = self._waiting_since
-            if waiting and now - waiting > opts.idle_timeout:
+            limit, why = self.idle_limit()
+            if waiting and now - waiting > limit:
                 # the read loop returns this reason when its receive() ends with the close
-                self._idle_reason = f"no frame for {opts.idle_timeout:.0f}s (half-open connection)"
+                self._idle_reason = f"{why} (half-open connection)"
+                log.warning("session %s: %s, reconnecting", self.name, self._idle_reason)
                 await ws.close(code=1000, message=b"idle")
                 return
             if not self._ready:

@@ -33,10 +33,27 @@ async def test_orders_jsonl_with_reconciliation_and_recording(tmp_path: Path) ->
             await sim.place_order("kiwoom", code="005930", qty=3, appkey="sim-app-1")
         rec = tmp_path / "orders.jsonl"
         code, out, err = await run(
-            "--sim", sim.url, "--format", "jsonl", "--duration", "3", "--to", f"jsonl:///{rec}"
+            "--sim",
+            sim.url,
+            "--format",
+            "jsonl",
+            "--duration",
+            "3",
+            "--to",
+            f"jsonl:///{rec}",
+            "--idle-timeout",
+            "30",
         )
+        kiwoom_account = sim.account("kiwoom", "sim-app-1")
+        kis_account_of_the_same_key = sim.account("kis", "sim-app-1") + "01"
     assert code == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
+    # the Kiwoom session (app key sim-app-1) never gets the KIS account of "sim-app-1"
+    accounts = {
+        r["account"] for r in rows if r["event"] == "OrderEvent" and r["broker"] == "kiwoom"
+    }
+    assert accounts == {kiwoom_account} != {kis_account_of_the_same_key}
+    assert [r for r in rows if r["event"] == "OrderAnomaly"] == []
     kinds = Counter((r["event"], r.get("broker"), r.get("source")) for r in rows)
     assert kinds[("OrderEvent", "kiwoom", "reconciled")] >= 10  # 5 acceptances and their fills
     assert kinds[("OrderEvent", "kiwoom", "live")] > 0
@@ -45,7 +62,11 @@ async def test_orders_jsonl_with_reconciliation_and_recording(tmp_path: Path) ->
         ("kiwoom", "initial", True),
         ("kis", "initial", True),  # the KIS account comes from the simulator's /_sim/accounts
     }
-    fill = next(r for r in rows if r.get("kind") == "filled" and r["source"] == "live")
+    fill = next(
+        r
+        for r in rows
+        if r.get("kind") == "filled" and r["source"] == "live" and r["broker"] == "kiwoom"
+    )
     assert fill["record"]["type"] == "00" and fill["fill_no"] == fill["record"]["fill_no"]
     recorded = [json.loads(line) for line in rec.read_text().splitlines()]
     assert any(r.get("type") == "00" for r in recorded)  # the raw order records
@@ -66,3 +87,5 @@ async def test_orders_bad_arguments() -> None:
     assert code == 2 and "unknown broker 'nasdaq'" in err
     code, _, err = await run("--account", "12-3", "--sim", "http://127.0.0.1:9")
     assert code == 2 and "KIS account" in err
+    code, _, err = await run("--idle-timeout", "0", "--sim", "http://127.0.0.1:9")
+    assert code == 2 and "--idle-timeout must be positive" in err

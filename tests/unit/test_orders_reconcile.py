@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from krfeed.auth import KiwoomToken
-from krfeed.orders import OrderEvent, OrderTracker, kis_snapshot, kiwoom_snapshot
+from krfeed.orders import AccountRef, OrderEvent, OrderTracker, kis_snapshot, kiwoom_snapshot
 from krfeed.orders.reconcile import (
     KiwoomAccountAPI,
     RateLimiter,
@@ -208,7 +208,9 @@ def accepted(no: str, qty: int = 10, **kw: Any) -> OrderEvent:
 
 
 def snapshot(*rows: dict[str, Any]) -> Snapshot:
-    return Snapshot("kis", "5012345601", kis_snapshot(list(rows), account="5012345601"))
+    return Snapshot(
+        "kis", AccountRef("kis", "5012345601"), kis_snapshot(list(rows), account="5012345601")
+    )
 
 
 def test_compare_emits_the_missing_fill_once() -> None:
@@ -421,3 +423,39 @@ def test_compare_after_a_drop_applies_fills_but_defers_inferred_cancellations() 
     assert [o.kind for o in res.outputs if isinstance(o, OrderEvent)] == ["cancelled"]
     s = t.get("kis", "0000012345")
     assert s is not None and (s.status, s.cancelled_qty) == ("cancelled", 6)
+
+
+# ---- accounts: (broker, account), never an app key alone ----
+
+
+def test_options_give_each_session_only_an_account_of_its_broker() -> None:
+    from krfeed.orders import ReconcileOptions
+
+    # --sim mode: both brokers' credentials are "sim-app-1"
+    opts = ReconcileOptions(
+        accounts={
+            ("kiwoom", "sim-app-1"): AccountRef("kiwoom", "5014465811"),
+            ("kis", "sim-app-1"): "58628812-01",
+        }
+    )
+    assert opts.account_for("kiwoom", "kiwoom#1", "sim-app-1") == AccountRef("kiwoom", "5014465811")
+    assert opts.account_for("kis", "kis#1", "sim-app-1") == AccountRef("kis", "5862881201")
+    # a session-name key holding another broker's account is never used
+    other = ReconcileOptions(accounts={"kiwoom#1": AccountRef("kis", "5862881201")})
+    assert other.account_for("kiwoom", "kiwoom#1", "sim-app-1") is None
+    assert ReconcileOptions(accounts={"kis": "5862881201"}).account_for("kis", "x", "k") == (
+        AccountRef("kis", "5862881201")
+    )
+    with pytest.raises(ValueError, match="needs its broker"):
+        ReconcileOptions(accounts={"kiwoom#1": "5014465811"})
+    with pytest.raises(ValueError, match="not a kiwoom account"):
+        ReconcileOptions(accounts={"kiwoom": AccountRef("kis", "5862881201")})
+    with pytest.raises(ValueError, match="KIS account is CANO"):
+        ReconcileOptions(accounts={"kis": "123"})
+
+
+def test_compare_refuses_an_account_of_another_broker() -> None:
+    t = OrderTracker()
+    snap = Snapshot("kis", None, kis_snapshot([kis_row()], account="5012345601"))
+    with pytest.raises(ValueError, match="cannot be compared with a kis inquiry"):
+        compare(snap, t, t.seq, AccountRef("kiwoom", "5012345601"))

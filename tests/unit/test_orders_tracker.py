@@ -298,3 +298,108 @@ def test_never_raises_and_keeps_quantities_sane(evs: list[OrderEvent]) -> None:
             "pending",
             "confirmed",
         )
+
+
+# ---- invariants: one order is one (broker, account, order number); fills <= order qty ----
+
+KIWOOM_ACCT = "5014465811"  # the Kiwoom account of the run
+KIS_ACCT_OF_SAME_APPKEY = "5862881201"  # the KIS account wrongly given to the Kiwoom session
+
+
+def test_reconciled_fill_for_an_order_known_under_another_account_is_refused() -> None:
+    t = OrderTracker()
+    t.apply(ev("accepted", account=KIWOOM_ACCT, order_qty=8))
+    t.apply(kw_fill(3, 3, 60000, 180000, "0000005", account=KIWOOM_ACCT, order_qty=8))
+    t.apply(kw_fill(8, 5, 60100, 480500, "0000006", account=KIWOOM_ACCT, order_qty=8))
+    # the synthetic fill: the same 8 shares, reconciled under the other broker's account
+    wrong = ev(
+        "filled",
+        account=KIS_ACCT_OF_SAME_APPKEY,
+        order_qty=8,
+        fill_qty=8,
+        fill_price=60063,
+        filled_qty=8,
+        filled_amount=480500,
+        source="reconciled",
+    )
+    (out,) = t.apply(wrong)
+    assert isinstance(out, OrderAnomaly)
+    assert (out.problem, out.account, out.order_no) == (
+        "account_mismatch",
+        KIS_ACCT_OF_SAME_APPKEY,
+        "0000001",
+    )
+    assert "kiwoom:5014465811" in out.message and "refused" in out.message
+    assert out.cause is wrong
+    assert len(t) == 1  # no phantom order beside the live one
+    s = t.get("kiwoom", "0000001")
+    assert s is not None and s.account == KIWOOM_ACCT
+    assert [(f.fill_no, f.qty) for f in s.fills] == [("0000005", 3), ("0000006", 5)]
+    assert (s.filled_qty, s.status) == (8, "filled")
+    assert t.counts["refused"] == 1 and t.counts["anomalies"] == 1
+
+
+def test_a_live_event_under_another_account_is_applied_and_reported() -> None:
+    t = OrderTracker()
+    t.apply(ev("accepted", account=KIS_ACCT_OF_SAME_APPKEY, source="reconciled"))
+    out = t.apply(ev("accepted", account=KIWOOM_ACCT))
+    (problem,) = anomalies(out)
+    assert problem.problem == "account_mismatch" and "applied" in problem.message
+    assert [e.kind for e in events(out)] == ["accepted"]
+    assert [s.account for s in t.orders("kiwoom")] == [KIWOOM_ACCT, KIS_ACCT_OF_SAME_APPKEY]
+
+
+def test_the_same_number_for_a_different_order_of_another_account_is_no_anomaly() -> None:
+    t = OrderTracker()
+    t.apply(ev("accepted", account="5000000001", code="005930"))
+    out = t.apply(ev("accepted", account="5000000002", code="000660", source="reconciled"))
+    assert anomalies(out) == [] and [e.kind for e in events(out)] == ["accepted"]
+    assert len(t) == 2
+
+
+def test_fills_never_exceed_the_order_quantity() -> None:
+    t = OrderTracker()
+    t.apply(ev("accepted", "0000000007", broker="kis", order_qty=10))
+    for qty in (6, 4):  # KIS notices: no cumulative quantity
+        t.apply(ev("filled", "0000000007", broker="kis", fill_qty=qty, fill_price=50000))
+    (over,) = t.apply(ev("filled", "0000000007", broker="kis", fill_qty=1, fill_price=50000))
+    assert isinstance(over, OrderAnomaly) and over.problem == "overfill"
+    assert "11 filled of 10" in over.message
+    reconciled = ev(
+        "filled", "0000000007", broker="kis", fill_qty=3, fill_price=50000, source="reconciled"
+    )
+    (over2,) = t.apply(reconciled)
+    assert isinstance(over2, OrderAnomaly) and over2.problem == "overfill"
+    s = t.get("kis", "0000000007")
+    assert s is not None
+    assert [f.qty for f in s.fills] == [6, 4] and s.filled_qty == 10
+    assert s.filled_amount == 500000 and s.status == "filled"
+
+
+def test_a_cumulative_fill_beyond_the_order_quantity_is_refused() -> None:
+    t = OrderTracker()
+    t.apply(ev("accepted"))
+    t.apply(kw_fill(7, 7, 60000, 420000, "0000101"))
+    (over,) = t.apply(kw_fill(12, 5, 60000, 720000, "0000102"))
+    assert isinstance(over, OrderAnomaly) and over.problem == "overfill"
+    s = t.get("kiwoom", "0000001")
+    assert s is not None and (s.filled_qty, len(s.fills), s.remaining_qty) == (7, 1, 3)
+
+
+def test_account_refs_of_two_brokers_never_match() -> None:
+    from krfeed.orders import AccountRef
+
+    assert AccountRef("kiwoom", "5014465811") != AccountRef("kis", "5014465811")
+    assert AccountRef("kis", "58628812-01") == AccountRef("kis", "5862881201")
+    assert str(AccountRef("kis", "58628812-01")) == "kis:5862881201"
+    assert AccountRef.of("kis", "  ") is None
+    with pytest.raises(ValueError, match="kiwoom or kis"):
+        AccountRef("nasdaq", "1")
+    t = OrderTracker()
+    t.apply(ev("accepted", account=KIWOOM_ACCT))
+    assert t.get("kiwoom", "0000001", AccountRef("kiwoom", KIWOOM_ACCT)) is not None
+    with pytest.raises(ValueError, match="not a kiwoom account"):
+        t.get("kiwoom", "0000001", AccountRef("kis", KIWOOM_ACCT))
+    assert [s.account_ref for s in t.orders(account=AccountRef("kiwoom", KIWOOM_ACCT))] == [
+        AccountRef("kiwoom", KIWOOM_ACCT)
+    ]

@@ -17,6 +17,7 @@ reconciliation so that no fill is missed across disconnects.
 from __future__ import annotations
 
 from krfeed.orders.model import (
+    AccountRef,
     Fill,
     OrderAnomaly,
     OrderEvent,
@@ -39,6 +40,7 @@ from krfeed.orders.stream import OrderStream, ReconcileMarker, StreamItem
 from krfeed.orders.tracker import DaySummary, OrderTracker
 
 __all__ = [
+    "AccountRef",
     "DaySummary",
     "Fill",
     "KISAccountAPI",

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from krfeed.feed import Feed
-    from krfeed.orders.model import OrderAnomaly, OrderEvent, ReconcileReport
+    from krfeed.orders.model import AccountRef, OrderAnomaly, OrderEvent, ReconcileReport
     from krfeed.orders.tracker import OrderTracker
 
 FILL_ROWS = 12
@@ -62,6 +62,14 @@ def orders_command(
     journal: Annotated[
         Path | None, typer.Option("--journal", help="also write every raw frame to this journal")
     ] = None,
+    idle_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--idle-timeout",
+            help="seconds without any frame before a socket counts as dead, until the "
+            "heartbeat cadence is learned (then 3 heartbeats, at most this; default 90)",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log to stderr")] = False,
 ) -> None:
     """Watch your orders and fills live; fills missed during disconnects are reconciled."""
@@ -83,6 +91,8 @@ def orders_command(
     _check_sinks(to or [])
     if interval is not None and interval <= 0:
         raise fail("--interval must be positive")
+    if idle_timeout is not None and idle_timeout <= 0:
+        raise fail("--idle-timeout must be positive")
     _setup_logging(verbose)
     if which:
         configs = _brokers_for(config, mock, sim, which)
@@ -108,19 +118,41 @@ def orders_command(
             reconcile=reconcile,
             sim=sim,
             journal=_journal(journal),
+            options=_session_options(idle_timeout),
         )
     )
 
 
-async def _sim_accounts(feed: Feed, sim: str) -> dict[str, str]:
-    """KIS account numbers of the simulator's app keys (its /_sim/accounts)."""
+def _session_options(idle_timeout: float | None) -> Any:
+    from krfeed.session import SessionOptions
+
+    if idle_timeout is None:
+        return None
+    floor = min(SessionOptions.idle_floor, idle_timeout)
+    return SessionOptions(idle_timeout=idle_timeout, idle_floor=floor)
+
+
+async def _sim_accounts(feed: Feed, sim: str) -> dict[str | tuple[str, str], AccountRef]:
+    """The simulator's accounts (its /_sim/accounts) per (broker, app key): both brokers'
+    credentials share the app key strings, so the broker is part of the key."""
+    from krfeed.orders.model import AccountRef
+
+    out: dict[str | tuple[str, str], AccountRef] = {}
     with contextlib.suppress(Exception):
         async with feed.http.get(sim.rstrip("/") + "/_sim/accounts") as resp:
             data = await resp.json()
-            kis = data.get("kis") if isinstance(data, dict) else None
-            if isinstance(kis, dict):
-                return {str(k): f"{v}01" for k, v in kis.items() if v}
-    return {}
+        if not isinstance(data, dict):
+            return out
+        for broker in ("kiwoom", "kis"):
+            table = data.get(broker)
+            if not isinstance(table, dict):
+                continue
+            for appkey, number in table.items():
+                if number:
+                    # KIS: the simulator lists CANO; its accounts are product code 01
+                    full = f"{number}01" if broker == "kis" else str(number)
+                    out[(broker, str(appkey))] = AccountRef(broker, full)
+    return out
 
 
 async def run_orders(
@@ -141,7 +173,7 @@ async def run_orders(
     from krfeed.brokers import KIS, Kiwoom
     from krfeed.events import Event, SessionFailed
     from krfeed.feed import Feed
-    from krfeed.orders.model import OrderAnomaly, OrderEvent, ReconcileReport
+    from krfeed.orders.model import AccountRef, OrderAnomaly, OrderEvent, ReconcileReport
     from krfeed.orders.reconcile import ReconcileOptions
     from krfeed.orders.stream import OrderStream
     from krfeed.protocol.messages import DecodeError
@@ -166,11 +198,13 @@ async def run_orders(
     live_ctx: Any = None
     try:
         await feed.start()
-        accounts: dict[str, str] = {}
+        accounts: dict[str | tuple[str, str], AccountRef] = {}
+        if sim:
+            for key, ref in (await _sim_accounts(feed, sim)).items():
+                if not (account and ref.broker == "kis"):  # --account wins for KIS
+                    accounts[key] = ref
         if account:
-            accounts["kis"] = account
-        elif sim:
-            accounts.update(await _sim_accounts(feed, sim))
+            accounts["kis"] = AccountRef("kis", account)
         opts = ReconcileOptions(interval=interval, accounts=accounts)
         stream = OrderStream(feed, options=opts, reconcile=reconcile, passthrough=True)
         await stream.start()

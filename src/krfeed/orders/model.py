@@ -108,6 +108,36 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class AccountRef:
+    """An account as krfeed identifies it: the broker *and* the broker's account number.
+
+    Accounts of two brokers never compare equal, even with the same digits; a Kiwoom session is
+    only ever given a Kiwoom ``AccountRef`` (see :class:`~krfeed.orders.ReconcileOptions`).
+    ``number`` is kept without spaces or dashes (KIS: CANO + product code, 10 digits)."""
+
+    broker: str
+    number: str
+
+    def __post_init__(self) -> None:
+        if self.broker not in ORDER_NO_WIDTH:
+            raise ValueError(f"an account's broker is kiwoom or kis, not {self.broker!r}")
+        number = str(self.number).strip().replace("-", "")
+        if not number:
+            raise ValueError(f"a {self.broker} account number cannot be empty")
+        object.__setattr__(self, "number", number)
+
+    @classmethod
+    def of(cls, broker: str, number: str | None) -> AccountRef | None:
+        """The account ``number`` of ``broker``; None for a missing or empty number."""
+        if number is None or not str(number).strip().replace("-", ""):
+            return None
+        return cls(broker, number)
+
+    def __str__(self) -> str:
+        return f"{self.broker}:{self.number}"
+
+
 class OrderEvent(msgspec.Struct, frozen=True, kw_only=True):
     """One change of one order, the same shape for both brokers (see the module doc)."""
 
@@ -138,6 +168,11 @@ class OrderEvent(msgspec.Struct, frozen=True, kw_only=True):
     source: Source = "live"
     received_at: datetime = msgspec.field(default_factory=_now)
     record: Record | None = None
+
+    @property
+    def account_ref(self) -> AccountRef | None:
+        """(broker, account) of this event; None when the event names no account."""
+        return AccountRef.of(self.broker, self.account)
 
     def to_dict(self, *, with_record: bool = True) -> dict[str, Any]:
         """A plain dict (``event`` first); the broker record as its own dict."""
@@ -239,6 +274,11 @@ class OrderState:
     moved: dict[str, int] = field(default_factory=dict)
     events: int = 0
     last_live_seq: int = 0
+
+    @property
+    def account_ref(self) -> AccountRef | None:
+        """(broker, account) of this order; None while its account is unknown."""
+        return AccountRef.of(self.broker, self.account)
 
     @property
     def remaining_qty(self) -> int:

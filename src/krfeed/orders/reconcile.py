@@ -57,6 +57,7 @@ from krfeed.auth import KISAccessToken, KiwoomToken
 from krfeed.logs import get_logger
 from krfeed.orders.model import (
     ORDER_NO_WIDTH,
+    AccountRef,
     Action,
     OrderAnomaly,
     OrderEvent,
@@ -110,11 +111,44 @@ class ReconcileOptions:
     kis_rate: float | None = None
     #: Kiwoom: also read ka10076 for fees and taxes of filled orders
     kiwoom_fees: bool = True
-    #: session name, app key or broker -> account; KIS needs "CANO-ACNT_PRDT_CD" (or the 10
-    #: digits) for its inquiry, else it is learned from the first notice
-    accounts: Mapping[str, str] = field(default_factory=dict)
+    #: The account of each session, an :class:`AccountRef` (the broker is part of it). Keys:
+    #: a broker name (``"kis"``), a session name, or ``(broker, app key)`` — never a bare app
+    #: key, which both brokers may share (``--sim`` mode does). A session is only ever given an
+    #: account of its own broker. A plain string value is accepted under a broker or
+    #: ``(broker, app key)`` key. KIS needs "CANO-ACNT_PRDT_CD" (or the 10 digits) for its
+    #: inquiry, else it is learned from the first notice; Kiwoom's is learned from ka10075.
+    accounts: Mapping[str | tuple[str, str], AccountRef | str] = field(default_factory=dict)
     timeout: float = 15.0
     max_pages: int = 1000
+
+    def __post_init__(self) -> None:
+        norm: dict[str | tuple[str, str], AccountRef] = {}
+        for key, value in self.accounts.items():
+            broker = key[0] if isinstance(key, tuple) else key if key in ORDER_NO_WIDTH else None
+            if isinstance(value, AccountRef):
+                ref = value
+            elif broker is None:
+                raise ValueError(
+                    f"the account of session {key!r} needs its broker: give "
+                    f"AccountRef('kiwoom'|'kis', {value!r})"
+                )
+            else:
+                ref = AccountRef(broker, value)
+            if broker is not None and ref.broker != broker:
+                raise ValueError(f"{ref} given for {key!r}: not a {broker} account")
+            if ref.broker == "kis":
+                split_kis_account(ref.number)  # one clear sentence for a malformed number
+            norm[key] = ref
+        object.__setattr__(self, "accounts", norm)
+
+    def account_for(self, broker: str, session: str, appkey: str) -> AccountRef | None:
+        """The configured account of a session: by session name, (broker, app key), then
+        broker — only ever one of ``broker``."""
+        for key in (session, (broker, appkey), broker):
+            ref = self.accounts.get(key)
+            if isinstance(ref, AccountRef) and ref.broker == broker:
+                return ref
+        return None
 
 
 class RateLimiter:
@@ -210,7 +244,7 @@ class Snapshot:
     """The orders one round read, from ``floor`` up (None: all of the day)."""
 
     broker: str
-    account: str | None
+    account: AccountRef | None
     orders: dict[str, OrderSnapshot]
     floor: str | None = None
     requests: int = 0
@@ -683,7 +717,7 @@ def compare(
     snapshot: Snapshot,
     tracker: OrderTracker,
     since_seq: int,
-    account: str | None = None,
+    account: AccountRef | None = None,
     *,
     infer_cancels: bool = True,
 ) -> RoundResult:
@@ -694,9 +728,12 @@ def compare(
     cancellation inferred from open quantities when ``infer_cancels`` is false.
     """
     broker = snapshot.broker
-    account = account or snapshot.account
+    ref = account or snapshot.account
+    if ref is not None and ref.broker != broker:
+        raise ValueError(f"{ref} cannot be compared with a {broker} inquiry")
+    number = ref.number if ref is not None else None
     orders = snapshot.orders
-    known = {no: tracker.get(broker, no, account) for no in orders}
+    known = {no: tracker.get(broker, no, number) for no in orders}
     # requests this round will introduce: their quantity is not yet moved off the original
     pending: dict[str, int] = {}
     for no, s in orders.items():
@@ -705,11 +742,11 @@ def compare(
     res = RoundResult([], [])
     for no in sorted(orders, key=_no_int):
         s = orders[no]
-        st = tracker.get(broker, no, account)
+        st = tracker.get(broker, no, number)
         if not s.consistent or (st is not None and st.last_live_seq > since_seq):
             res.deferred.append(no)
             continue
-        events, anomalies = _events_for(s, st, pending.get(no, 0), account)
+        events, anomalies = _events_for(s, st, pending.get(no, 0), number)
         if not infer_cancels and any(
             e.kind == "cancelled" and e.action != "cancel" for e in events
         ):
@@ -818,14 +855,18 @@ class SessionReconciler:
         session: str,
         api: KiwoomAccountAPI | KISAccountAPI,
         *,
-        account: str | None = None,
+        account: AccountRef | None = None,
         fees: bool = True,
     ) -> None:
+        if account is not None and account.broker != broker:
+            raise ValueError(f"{account} given to a {broker} session")
         self.broker = broker
         self.session = session
         self.api = api
         self.account = account
         self.fees = fees
+        #: (configured, the broker's) when an inquiry named another account than configured
+        self.conflict: tuple[AccountRef, AccountRef] | None = None
         # round bookkeeping (driven by OrderStream)
         self.epoch = 0
         self.running = False
@@ -852,20 +893,23 @@ class SessionReconciler:
             opens = await self.api.unfilled()
             status = await self.api.order_status(from_order_no=floor or "")
             filled = await self.api.filled(down_to=floor) if self.fees else []
-            if self.account is None:
-                for r in opens:
-                    acct = str(r.get("acnt_no") or "").strip()
-                    if acct:
-                        self.account = acct
-                        break
-            orders = kiwoom_snapshot(status, opens, filled, account=self.account)
+            # The token answers for its own account: what ka10075 names is the truth.
+            seen = next(
+                (ref for r in opens if (ref := AccountRef.of("kiwoom", r.get("acnt_no")))), None
+            )
+            if seen is not None and seen != self.account:
+                if self.account is not None:
+                    self.conflict = (self.account, seen)
+                self.account = seen
+            number = self.account.number if self.account is not None else None
+            orders = kiwoom_snapshot(status, opens, filled, account=number)
         else:
             if self.account is None:
                 raise ReconcileError(
                     f"{self.session}: the KIS account is unknown: give it as "
-                    "ReconcileOptions(accounts={session: 'CANO-PRDT'}) or wait for a notice"
+                    "ReconcileOptions(accounts={'kis': 'CANO-PRDT'}) or wait for a notice"
                 )
-            cano, product = split_kis_account(self.account)
+            cano, product = split_kis_account(self.account.number)
             rows = await self.api.daily_orders(cano, product, down_to=floor)
             orders = kis_snapshot(rows, account=cano + product)
         if floor is not None:
@@ -880,7 +924,7 @@ class SessionReconciler:
             return None
         cands = [_no_int(self.listed_max) + 1]
         for st in tracker.orders(self.broker):
-            if self.account and st.account not in (None, self.account):
+            if self.account and st.account not in (None, self.account.number):
                 continue
             if not st.final:
                 cands.append(_no_int(st.order_no))

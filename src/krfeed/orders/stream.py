@@ -48,7 +48,6 @@ from krfeed.orders.reconcile import (
     SessionReconciler,
     Snapshot,
     compare,
-    split_kis_account,
 )
 from krfeed.orders.tracker import OrderTracker
 from krfeed.protocol.messages import DecodeError
@@ -241,11 +240,8 @@ class OrderStream:
         opts = self.options
         http = self.feed.http
         cfg = session.config  # type: ignore[attr-defined]
-        acct = (
-            opts.accounts.get(session.name)
-            or opts.accounts.get(cfg.appkey)
-            or opts.accounts.get(session.broker)
-        )
+        # (broker, account), never an app key alone: Kiwoom and KIS may share the string
+        acct = opts.account_for(session.broker, session.name, cfg.appkey)
         if isinstance(session, KiwoomSession):
             lim = self._limiter("kiwoom", cfg.appkey, opts.kiwoom_rate or KIWOOM_RATE)
             api: KiwoomAccountAPI | KISAccountAPI = KiwoomAccountAPI(
@@ -275,9 +271,6 @@ class OrderStream:
                 timeout=opts.timeout,
                 max_pages=opts.max_pages,
             )
-            if acct:
-                cano, product = split_kis_account(acct)
-                acct = cano + product
         else:
             return None
         r = SessionReconciler(
@@ -295,13 +288,14 @@ class OrderStream:
 
     def _learn_account(self, ev: OrderEvent) -> None:
         """With one session of a broker, its account is the one its order records name."""
-        if not ev.account:
+        ref = ev.account_ref
+        if ref is None:
             return
-        recons = [r for r in self._recons.values() if r.broker == ev.broker]
+        recons = [r for r in self._recons.values() if r.broker == ref.broker]
         if len(recons) != 1 or recons[0].account:
             return
         r = recons[0]
-        r.account = ev.account
+        r.account = ref
         if r.broker == "kis" and r.ready and r.listed_max is None and not r.running:
             self._trigger(r, "initial")  # the first round could not run without it
 
@@ -360,6 +354,19 @@ class OrderStream:
             # reports as filled, accepted, confirmed or rejected is still true and is applied; a
             # cancellation inferred from open quantities waits for a round without a drop.
             partial = m.epoch != r.epoch
+            if r.conflict is not None:
+                configured, seen = r.conflict
+                r.conflict = None
+                out.append(
+                    OrderAnomaly(
+                        broker=r.broker,
+                        account=seen.number,
+                        order_no=None,
+                        problem="account_mismatch",
+                        message=f"{r.session}: configured for account {configured}, but the "
+                        f"broker's inquiry answers for {seen}; using {seen}",
+                    )
+                )
             res = compare(snap, self.tracker, m.since_seq, r.account, infer_cancels=not partial)
             out.extend(res.outputs)
             if snap.orders:
@@ -414,7 +421,7 @@ class OrderStream:
             "tracker": dict(self.tracker.counts),
             "sessions": {
                 name: {
-                    "account": r.account,
+                    "account": r.account.number if r.account is not None else None,
                     "rounds": r.rounds,
                     "requests": r.api.requests,
                     "deferred": sorted(r.deferred),

@@ -27,6 +27,13 @@ Rules:
   ``accepted`` event rebuilt from it (``source="reconciled"``).
 - Impossible transitions — a fill on a rejected order or on a cancel request, a fill beyond the
   order quantity, a request moving more than is open — become anomalies; the state is unchanged.
+- Invariants, checked on every event: the fills held for an order never add up to more than its
+  order quantity (a fill that would is refused as an ``overfill`` anomaly), and an order is one
+  (broker, account, order number): a *reconciled* event naming another account than the one the
+  same order is known under is refused as an ``account_mismatch`` anomaly (a reconciliation
+  given the wrong account must not add a phantom order beside the live one, nor merge into it);
+  a *live* event in that case is applied — the broker's push is the truth — and reported the
+  same way. An order counts as "the same" when its code and order quantity agree.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from typing import Any
 import msgspec
 
 from krfeed.orders.model import (
+    AccountRef,
     Fill,
     OrderAnomaly,
     OrderEvent,
@@ -96,6 +104,23 @@ class _Ambiguous(Exception):
     pass
 
 
+class _Refused(Exception):
+    """An event that would break an invariant: reported as this anomaly, state unchanged."""
+
+    def __init__(self, anomaly: OrderAnomaly) -> None:
+        super().__init__(anomaly.message)
+        self.anomaly = anomaly
+
+
+def _number(broker: str, account: AccountRef | str | None) -> str | None:
+    """The account number to look up under ``broker``; another broker's account is an error."""
+    if isinstance(account, AccountRef):
+        if account.broker != broker:
+            raise ValueError(f"{account} is not a {broker} account")
+        return account.number
+    return account
+
+
 class OrderTracker:
     """Per-order state of one or more accounts, folded from order events."""
 
@@ -111,15 +136,24 @@ class OrderTracker:
     def __len__(self) -> int:
         return len(self._orders)
 
-    def get(self, broker: str, order_no: str, account: str | None = None) -> OrderState | None:
-        """The state of an order (``account`` may be omitted when only one account has it)."""
+    def get(
+        self, broker: str, order_no: str, account: AccountRef | str | None = None
+    ) -> OrderState | None:
+        """The state of an order (``account`` may be omitted when only one account has it; an
+        :class:`AccountRef` of another broker raises ValueError)."""
         try:
-            return self._find(broker, account, order_no, adopt=False)
+            return self._find(broker, _number(broker, account), order_no, adopt=False)
         except _Ambiguous:
             return None
 
-    def orders(self, broker: str | None = None, account: str | None = None) -> list[OrderState]:
+    def orders(
+        self, broker: str | None = None, account: AccountRef | str | None = None
+    ) -> list[OrderState]:
         """Orders in (broker, account, order number) order."""
+        if isinstance(account, AccountRef):
+            if broker is not None and broker != account.broker:
+                raise ValueError(f"{account} is not a {broker} account")
+            broker, account = account.broker, account.number
         out = [
             s
             for s in self._orders.values()
@@ -165,6 +199,8 @@ class OrderTracker:
         """Fold one event; returns the events to pass on (see the module doc). Never raises."""
         try:
             return self._apply(ev)
+        except _Refused as e:
+            return [e.anomaly]
         except _Ambiguous:
             return [
                 self._anomaly(
@@ -184,6 +220,19 @@ class OrderTracker:
         out: list[Output] = []
         st = self._find(ev.broker, ev.account, ev.order_no)
         if st is None:
+            other = self._known_elsewhere(ev)
+            if other is not None:
+                problem = self._anomaly(
+                    ev,
+                    "account_mismatch",
+                    f"{ev.source} {ev.kind} event for order {ev.order_no} of account "
+                    f"{ev.account_ref}, which is known under {other.account_ref}"
+                    + ("; refused" if ev.source != "live" else "; applied as its own order"),
+                )
+                if ev.source != "live":
+                    self.counts["refused"] += 1
+                    return [problem]
+                out.append(problem)
             st = self._create(ev)
             self._touch(st, ev, live)
             if ev.kind == "accepted":
@@ -297,6 +346,17 @@ class OrderTracker:
         source: Source,
         record: Record | None,
     ) -> OrderEvent:
+        held = sum(f.qty for f in st.fills)
+        if qty <= 0 or (st.order_qty and held + qty > st.order_qty):
+            self.counts["refused"] += 1
+            raise _Refused(
+                self._anomaly(
+                    ev,
+                    "overfill",
+                    f"a {source} fill of {qty} on top of fills of {held} would exceed the "
+                    f"order quantity {st.order_qty}; refused",
+                )
+            )
         st.filled_qty += qty
         st.filled_amount = amount_cum if amount_cum is not None else st.filled_amount + qty * price
         excess = st.filled_qty + st.cancelled_qty + st.rejected_qty - st.order_qty
@@ -388,6 +448,20 @@ class OrderTracker:
         if len(cands) == 1:
             return cands[0]
         raise _Ambiguous
+
+    def _known_elsewhere(self, ev: OrderEvent) -> OrderState | None:
+        """The same order (code and quantity agree) known under another account of its broker."""
+        if not ev.account:
+            return None
+        for s in self._by_no.get((ev.broker, ev.order_no), []):
+            if s.account is None or s.account == ev.account:
+                continue
+            if ev.code and s.code and ev.code != s.code:
+                continue
+            if ev.order_qty and s.order_qty and ev.order_qty != s.order_qty:
+                continue
+            return s
+        return None
 
     def _create(self, ev: OrderEvent) -> OrderState:
         st = OrderState(
