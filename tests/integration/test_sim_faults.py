@@ -350,7 +350,8 @@ async def test_bench_pushes_count_records(http: aiohttp.ClientSession) -> None:
         while got_kis < 500:
             text = await next_data(kis)
             _, tr, nnn, payload = text.split("|", 3)
-            assert tr == "H0STCNT0" and nnn == "010" and len(payload.split("^")) == 460
+            # ten records of the current layout (47 fields)
+            assert tr == "H0STCNT0" and nnn == "010" and len(payload.split("^")) == 470
             got_kis += int(nnn)
         while got_kw < 100:
             frame = json.loads(await next_data(kw))
