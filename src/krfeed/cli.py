@@ -79,7 +79,8 @@ def schema(
     except UnknownType as e:
         raise fail(str(e)) from None
     fields = [
-        {"wire": f.wire, "korean": f.korean, "name": f.name, "kind": f.kind} for f in t.fields
+        {"wire": f.wire, "korean": f.korean, "name": f.name, "kind": f.kind, "since": f.since}
+        for f in t.fields
     ]
     if as_json:
         doc = {
@@ -91,16 +92,20 @@ def schema(
             "description": t.description,
             "encrypted": t.encrypted,
             "account": t.account,
+            "layouts": list(t.layouts),
             "fields": fields,
         }
         sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
         return
     table = Table(title=f"{t.broker} {t.code} {t.title} — {t.name}", caption=t.description)
-    for col in ("#", "wire", "korean", "name", "kind"):
+    for col in ("#", "wire", "korean", "name", "kind", "since"):
         table.add_column(col)
     for i, f in enumerate(fields, 1):
-        table.add_row(str(i), f["wire"], f["korean"], f["name"], f["kind"])
+        table.add_row(str(i), f["wire"], f["korean"], f["name"], f["kind"], f["since"])
     out.print(table)
+    if len(t.layouts) > 1:
+        versions = ", ".join(f"{w} ({t.layout_label(w)})" for w in t.layouts)
+        out.print(f"  layouts (fields per record): {versions}")
     kinds = sorted({f.kind for f in t.fields})
     for k in kinds:
         out.print(f"  [dim]{k}[/]: {BASE_KINDS.get(k, 'coded value, see krfeed.schema.enums')}")

@@ -210,7 +210,9 @@ async def test_trade_and_book_frames(sim: Simulator, http: aiohttp.ClientSession
     books = await data_frames(ws, "H0STASP0", 5)
     for text in trades:
         _, _, nnn, payload = text.split("|", 3)
-        assert len(payload.split("^")) == int(nnn) * 46
+        assert (
+            len(payload.split("^")) == int(nnn) * 47
+        )  # the current layout (MARKET_CLS_CODE appended)
         for r in krfeed.decode("kis", text):
             assert on_grid(r.current_price) and on_grid(r.ask_price_1) and on_grid(r.bid_price_1)
             assert r.change == r.current_price - 178000
@@ -218,7 +220,9 @@ async def test_trade_and_book_frames(sim: Simulator, http: aiohttp.ClientSession
             assert r.ask_price_1 > r.bid_price_1
     for text in books:
         _, _, nnn, payload = text.split("|", 3)
-        assert len(payload.split("^")) == int(nnn) * 59
+        assert (
+            len(payload.split("^")) == int(nnn) * 63
+        )  # the current layout (mid-price, MARKET_CLS_CODE)
         for r in krfeed.decode("kis", text):
             asks = [getattr(r, f"ask_price_{i}") for i in range(1, 11)]
             bids = [getattr(r, f"bid_price_{i}") for i in range(1, 11)]

@@ -452,7 +452,7 @@ CNI0_23_FIELDS = "^".join(raw for _w, raw, _v in H0STCNI0_FROM_DOCUMENTED_LAYOUT
     [
         (
             "1|H0STCNI0|001|" + encrypt(CNI0_23_FIELDS),
-            "H0STCNI0: records of 23 fields, fewer than the oldest known layout (26 fields)",
+            "H0STCNI0: records of 23 field(s), fewer than the oldest known layout (26 fields)",
             "H0STCNI0",
         ),
         (
@@ -469,7 +469,7 @@ CNI0_23_FIELDS = "^".join(raw for _w, raw, _v in H0STCNI0_FROM_DOCUMENTED_LAYOUT
         ),
         (
             "0|H0STPGM0|001|" + "^".join(PGM_PAYLOAD.split("^")[:10]),
-            "H0STPGM0: records of 10 fields, fewer than the oldest known layout (11 fields)",
+            "H0STPGM0: records of 10 field(s), fewer than the oldest known layout (11 fields)",
             "H0STPGM0",
         ),
         (

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -314,39 +313,37 @@ class KISCodec:
             return [
                 _err(
                     text,
-                    f"{tr_id}: records of {stride} fields, fewer than the oldest known layout "
+                    f"{tr_id}: records of {stride} field(s), fewer than the oldest known layout "
                     f"({plan.layouts[0]} fields)",
                     received_at,
                     tr_id,
                 )
             ]
         width, fast = shape
-        out: list[KISMessage] = []
-        if stride > plan.layouts[-1] and (tr_id, stride) not in self._noticed:
+        notice = None
+        if stride > plan.longest and (tr_id, stride) not in self._noticed:
             self._noticed.add((tr_id, stride))
-            out.append(
-                LayoutNotice(
-                    broker=BROKER,
-                    type=tr_id,
-                    fields=stride,
-                    known=plan.layouts,
-                    extra=stride - width,
-                    received_at=received_at,
-                )
+            notice = LayoutNotice(
+                broker=BROKER,
+                type=tr_id,
+                fields=stride,
+                known=plan.layouts,
+                extra=stride - width,
+                received_at=received_at,
             )
         day = TradingDay(received_at)
         records: list[Any] | None = None
         # int() accepts "1_000", to_int() does not: such payloads take the exact decoders
-        # (on any exception: decoded again below, record by record, to say which field is bad)
         if "_" not in payload:
-            with contextlib.suppress(Exception):
+            try:  # (not contextlib.suppress: it costs more than this whole path)  # noqa: SIM105
                 records = fast(fields, received_at, day)
+            except Exception:
+                pass  # decoded again below, record by record, to say which field is bad
         if records is None:
             records = self._exact(text, tr_id, plan, fields, count, stride, width, received_at)
-        if plan.dated is not None:
-            records = _on_business_date(records, plan.dated, day)
-        out.extend(records)
-        return out
+        if notice is not None:
+            return [notice, *records]
+        return records
 
     @staticmethod
     def _exact(
@@ -386,16 +383,13 @@ class _Plan:
     """How to decode one TR: its declaration, known layouts and, per record width seen on the
     wire, the layout to decode with and its fast decoder."""
 
-    __slots__ = ("dated", "layouts", "shapes", "t")
+    __slots__ = ("layouts", "longest", "shapes", "t")
 
     def __init__(self, t: RealtimeType) -> None:
         self.t = t
         self.layouts = t.layouts
+        self.longest = self.layouts[-1]
         self.shapes: dict[int, tuple[int, KISFrameDecoder]] = {}
-        names = {f.name for f in t.fields}
-        times = tuple(f.name for f in t.fields if f.kind == "time")
-        # a TR that carries its business date: its times belong to that date
-        self.dated = ("business_date", times) if "business_date" in names and times else None
 
     def shape(self, stride: int) -> tuple[int, KISFrameDecoder] | None:
         """(fields to decode, fast decoder) for records of ``stride`` values; None when shorter
@@ -423,30 +417,6 @@ def _plan(tr_id: str) -> _Plan | None:
 
 def _layouts(layouts: tuple[int, ...]) -> str:
     return "/".join(map(str, layouts))
-
-
-def _on_business_date(
-    records: list[Any], dated: tuple[str, tuple[str, ...]], day: TradingDay
-) -> list[Any]:
-    """Records whose business date is not the receive date (a capture replayed later, a frame
-    just after midnight) get their times on that business date."""
-    attr, times = dated
-    today = day.day
-    out = records
-    for i, r in enumerate(records):
-        bd = getattr(r, attr, None)
-        if bd is None or bd == today:
-            continue
-        if out is records:
-            out = list(records)
-        moved = {}
-        for name in times:
-            dt = getattr(r, name)
-            if dt is not None and dt.date() != bd:
-                moved[name] = datetime.combine(bd, dt.timetz())
-        if moved:
-            out[i] = msgspec.structs.replace(r, **moved)
-    return out
 
 
 def _raw_at(fields: list[str], off: int) -> Callable[[int, F], str]:

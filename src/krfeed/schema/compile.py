@@ -81,9 +81,25 @@ def _expr(f: F, raw: str) -> str:
     raise AssertionError(f.kind)
 
 
+def dated(t: RealtimeType) -> int | None:
+    """The position of the business date of a type whose records carry one (KIS 영업일자),
+    where it has times: those times are on that date, not on the receive date."""
+    if not any(f.kind == "time" for f in t.fields):
+        return None
+    for i, f in enumerate(t.fields):
+        if f.name == "business_date" and f.kind == "date":
+            return i
+    return None
+
+
 def _body(t: RealtimeType, raw_of: Callable[[int, F], str]) -> tuple[list[str], list[str]]:
     pre: list[str] = []
     args: list[str] = []
+    bdi = dated(t)
+    if bdi is not None:  # the times of a record are on its own business date
+        pre.append(f"    bd = to_date({raw_of(bdi, t.fields[bdi])})")
+        pre.append("    if bd is not None and bd != day.day:")
+        pre.append("        day = day.on(bd)")
     for i, f in enumerate(t.fields):
         raw = raw_of(i, f)
         if f.kind in ("price", "price_decimal", "aggressor_qty"):
@@ -180,10 +196,26 @@ def _fast_body(t: RealtimeType, ints: str) -> tuple[list[str], list[str]]:
     a per-value check for ``_``)."""
     pre: list[str] = []
     args: list[str] = []
+    bdi = dated(t)
+    tday, tget, tlo, thi = "day", "times_get", "lo", "hi"
+    if bdi is not None:
+        # a record's times are on its own business date: the receive date's window and cache
+        # where they are the same date (the usual case), that date's otherwise
+        tday, tget, tlo, thi = "tday", "tget", "tlo", "thi"
+        pre.append(f"x{bdi} = date_get(v{bdi}, MISS)")
+        pre.append(f"if x{bdi} is MISS:")
+        pre.append(f"    x{bdi} = date_miss(v{bdi})")
+        pre.append(f"if x{bdi} is None or x{bdi} == day_date:")
+        pre.append("    tday, tget, tlo, thi = day, times_get, lo, hi")
+        pre.append("else:")
+        pre.append(f"    tday = day.on(x{bdi})")
+        pre.append("    tget, tlo, thi = tday.times.get, tday.lo, tday.hi")
     for i, f in enumerate(t.fields):
         v = f"v{i}"
         k = f.kind
-        if k == "text":
+        if i == bdi:
+            args.append(f"x{i},  # {f.name}")
+        elif k == "text":
             args.append(f"{v}.strip() or None,  # {f.name}")
         elif k == "int" and ints == "parsed":
             args.append(f"i{i},  # {f.name}")
@@ -196,9 +228,9 @@ def _fast_body(t: RealtimeType, ints: str) -> tuple[list[str], list[str]]:
             args.append(f"int({v}) if {ok} else {other},  # {f.name}")
         elif k == "time":
             # a time seen before on this date, inside the window: the answer; else day.time()
-            pre.append(f"t{i} = times_get({v}, NEVER)")
-            pre.append(f"if not lo <= t{i} <= hi:")
-            pre.append(f"    t{i} = day.time({v})")
+            pre.append(f"t{i} = {tget}({v}, NEVER)")
+            pre.append(f"if not {tlo} <= t{i} <= {thi}:")
+            pre.append(f"    t{i} = {tday}.time({v})")
             args.append(f"t{i},  # {f.name}")
         else:
             name = f"enum_{k[5:]}" if k.startswith("enum:") else k
@@ -226,7 +258,10 @@ def _indent(lines: list[str], n: int) -> str:
 def _prologue(t: RealtimeType) -> str:
     if not any(f.kind == "time" for f in t.fields):
         return ""
-    return "    times_get = day.times.get\n    lo = day.lo\n    hi = day.hi\n"
+    src = "    times_get = day.times.get\n    lo = day.lo\n    hi = day.hi\n"
+    if dated(t) is not None:
+        src += "    day_date = day.day\n"
+    return src
 
 
 def _unpack(t: RealtimeType) -> str:
@@ -288,8 +323,12 @@ def _kis_fast_source(t: RealtimeType, stride: int | None = None) -> str:
         # comprehension, a slice): frames of fewer records, and integers parse_ints() cannot
         # take ("+5"), go through the loop below.
         src += f"    n = len(f) // {w}\n"
+        bdi = dated(t)
+        # (where records carry a business date: all of them on the receive date)
+        same_day = "" if bdi is None else f" and f[{bdi}::{w}].count(day.ymd) == n"
         src += (
-            f"    if n >= {_COLUMNS_FROM} and (ints := parse_ints(int_fields(f, n))) is not None:\n"
+            f"    if n >= {_COLUMNS_FROM}{same_day} and "
+            "(ints := parse_ints(int_fields(f, n))) is not None:\n"
         )
         lines = []
         cols = ["repeat(received_at, n),"]

@@ -160,6 +160,8 @@ def enum_converter(mapping: dict[str, Enum]) -> object:
 #: HHmmss as sent -> datetime on that date, per trading date (shared by every TradingDay).
 _TIMES_BY_DATE: dict[date, dict[str, datetime]] = {}
 _MAX_TIMES = 100_000
+#: business date -> its TradingDay (see TradingDay.on), a few at a time
+_ON_DATE: dict[date, TradingDay] = {}
 
 
 class TradingDay:
@@ -195,6 +197,25 @@ class TradingDay:
     @property
     def day(self) -> date:
         return self._day
+
+    def on(self, d: date) -> TradingDay:
+        """The trading date ``d`` itself (a record's own business date): every HHmmss is on
+        ``d``, whatever the receive time."""
+        td = _ON_DATE.get(d)
+        if td is None:
+            if len(_ON_DATE) >= 8:
+                _ON_DATE.clear()
+            td = _ON_DATE[d] = TradingDay.__new__(TradingDay)
+            td._day = d
+            td.lo = datetime.combine(d, time(0), KST)
+            td.hi = td.lo + _ONE_DAY - timedelta(microseconds=1)
+            td.times = {}  # its own: replaying an old capture leaves today's cache alone
+        return td
+
+    @property
+    def ymd(self) -> str:
+        """The date as the brokers write it (YYYYMMDD)."""
+        return self._day.strftime("%Y%m%d")
 
     def time(self, s: str | None) -> datetime | None:
         if not s:
