@@ -94,6 +94,12 @@ class _Issuer:
                 self._save(self._cred)
             return self._cred.value
 
+    def cached(self) -> bool:
+        """A fresh credential is at hand: the next :meth:`get` sends no request."""
+        if self._cred is None:
+            self._cred = self._load()
+        return self._cred is not None and self._cred.fresh()
+
     async def renew(self, bad: str | None = None) -> str:
         """A new credential after the broker refused ``bad`` (skips if already replaced)."""
         async with self._lock:

@@ -60,11 +60,15 @@ class Disconnected(Event, frozen=True, kw_only=True):
 
 
 class Reconnecting(Event, frozen=True, kw_only=True):
-    """The next connection attempt starts in ``delay`` seconds (capped, jittered backoff)."""
+    """The next connection attempt starts in ``delay`` seconds (jittered). ``path``: "socket"
+    (only the socket is retried, the cached credential being valid: short cap), "backoff"
+    (authentication, a refusal, or outside market hours: the capped backoff) or "now" (a
+    credential was just renewed)."""
 
     attempt: int
     delay: float
     reason: str = ""
+    path: str = ""
 
 
 class Reconnected(Event, frozen=True, kw_only=True):

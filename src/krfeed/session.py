@@ -1,9 +1,11 @@
 """One WebSocket session: connect → authenticate → replay subscriptions → read, for as long as
 the feed runs.
 
-The engine (:class:`Session`) is written once: reconnect with capped, fully jittered backoff
-that resets only after the session proved healthy, heartbeat echo, an idle timeout for
-half-open sockets, a data watchdog, subscription state and paced sends, and shutdown.
+The engine (:class:`Session`) is written once: reconnect on two paths (the socket alone,
+quickly, while the cached token or approval key is valid; a capped, fully jittered backoff for
+authentication and refusals, reset only after the session proved healthy), heartbeat echo, an
+idle timeout for half-open sockets, a data watchdog, subscription state and paced sends, and
+shutdown.
 :class:`KiwoomSession` and :class:`KISSession` add what differs: authentication, framing and the
 meaning of replies.
 """
@@ -106,7 +108,16 @@ class SessionOptions:
     """Timing and limits of a session; every UNVERIFIED broker behaviour is a setting here."""
 
     backoff_base: float = 0.5
+    #: The cap of the slow path: (re-)authentication, refusals (a LOGIN or approval key
+    #: refused, an app key in use, "try again later"), a connection that ended before it
+    #: proved healthy, and every retry outside market hours.
     backoff_cap: float = 30.0
+    #: The cap of the quick path, within market hours: a healthy connection was lost, or the
+    #: broker could not be reached, while the cached token / approval key is still valid, so
+    #: only the socket is retried (full jitter, from backoff_base up to this, never above
+    #: backoff_cap). Data flows again within about this long after the broker is back.
+    #: None: always the slow path.
+    reconnect_cap: float | None = 2.0
     connect_timeout: float = 10.0
     login_timeout: float = 10.0
     #: No frame at all (not even a heartbeat) for this long: the socket is half-open. This
@@ -226,7 +237,9 @@ class Session:
         self._got_data = False
         self._conn_no = 0
         self._down_since: float | None = None
-        self._attempt = 0
+        self._attempt = 0  # attempts since the last healthy connection (both paths)
+        self._quick_attempts = 0
+        self._slow_attempts = 0
         self._auth_failures = 0
         self._lost_good_at: float | None = None  # when a connection that had worked ended
         self._leaving: list[Subscription] = []  # replaced while their unsubscribe is in flight
@@ -320,6 +333,10 @@ class Session:
     async def _credential(self, renew: bool = False) -> str:
         raise NotImplementedError
 
+    def _credential_cached(self) -> bool:
+        """The next :meth:`_credential` needs no request (a valid one is cached)."""
+        return False
+
     async def _on_open(self, ws: aiohttp.ClientWebSocketResponse, credential: str) -> None:
         raise NotImplementedError
 
@@ -373,15 +390,30 @@ class Session:
             )
         )
 
-    def _backoff(self, attempt: int) -> float:
-        return random.uniform(
-            0, min(self.opts.backoff_cap, self.opts.backoff_base * 2 ** (attempt - 1))
-        )
+    def _backoff(self, attempt: int, cap: float | None = None) -> float:
+        cap = self.opts.backoff_cap if cap is None else cap
+        return random.uniform(0, min(cap, self.opts.backoff_base * 2 ** (attempt - 1)))
+
+    def _retry_path(self, refused: bool, opened: bool, was_healthy: bool) -> str:
+        """How to wait before the next attempt: ``"socket"`` (the short cap) when only the
+        socket needs retrying — a healthy connection was lost or no socket could be opened,
+        with nothing refused, the cached credential still valid and within market hours —
+        else ``"backoff"``. A socket that opened and ended before it proved healthy takes the
+        slow path, so a broker that keeps closing new connections is not met with a loop of
+        quick reconnects."""
+        cap = self.opts.reconnect_cap
+        if refused or cap is None or (opened and not was_healthy):
+            return "backoff"
+        if not _in_market_hours(self.opts.market_hours) or not self._credential_cached():
+            return "backoff"
+        return "socket"
 
     async def _run(self) -> None:
         immediate = False
         while not self._closing:
             reason = ""
+            refused = False
+            self._opened_at = 0.0
             try:
                 reason = await self._connect_once()
             except FatalSession as e:
@@ -389,6 +421,7 @@ class Session:
                 return
             except _Reconnect as e:
                 reason, immediate = str(e), e.immediate
+                refused = True
             except asyncio.CancelledError:
                 raise
             except TransientError as e:
@@ -398,6 +431,7 @@ class Session:
             except Exception as e:
                 log.exception("session %s: unexpected error", self.name)
                 reason = f"internal error: {type(e).__name__}: {e}"
+                refused = True  # not understood: the slow path
             finally:
                 was_ready = self._ready
                 self._ready = False
@@ -411,6 +445,8 @@ class Session:
                 for s in self.subs.values():
                     if s.state in (SubState.PENDING, SubState.CONFIRMED):
                         s._set(SubState.DESIRED)
+                if was_ready and self._got_data:
+                    self._healthy = True  # data came (the watchdog may not have looked yet)
                 if self._healthy or self._got_data:
                     self._lost_good_at = time.monotonic()
                 self._got_data = False
@@ -421,11 +457,21 @@ class Session:
             if was_ready or self.stats.state == "connected":
                 self._emit(Disconnected(broker=self.broker, session=self.name, reason=reason))
             self.stats.state = "reconnecting"
-            if self._healthy:
-                self._attempt = 0
+            was_healthy = self._healthy
+            if was_healthy:
+                self._attempt = self._quick_attempts = self._slow_attempts = 0
             self._healthy = False
             self._attempt += 1
-            delay = 0.0 if immediate else self._backoff(self._attempt)
+            path = self._retry_path(refused, self._opened_at > 0, was_healthy)
+            if immediate:
+                path, delay = "now", 0.0
+            elif path == "socket":
+                self._quick_attempts += 1
+                cap = min(self.opts.reconnect_cap or 0.0, self.opts.backoff_cap)
+                delay = self._backoff(self._quick_attempts, cap)
+            else:
+                self._slow_attempts += 1
+                delay = self._backoff(self._slow_attempts)
             immediate = False
             self._emit(
                 Reconnecting(
@@ -434,9 +480,10 @@ class Session:
                     attempt=self._attempt,
                     delay=round(delay, 3),
                     reason=reason,
+                    path=path,
                 )
             )
-            log.info("session %s: %s; reconnecting in %.2fs", self.name, reason, delay)
+            log.info("session %s: %s; reconnecting in %.2fs (%s)", self.name, reason, delay, path)
             await asyncio.sleep(delay)
 
     def _fail(self, reason: str, code: str) -> None:
@@ -464,6 +511,9 @@ class Session:
             credential = await self._credential()
         except AuthError as e:
             raise FatalSession(str(e), e.code) from None
+        except TransientError as e:
+            # the token / approval endpoint failed or asks to wait: the slow path
+            raise _Reconnect(str(e)) from None
         self._conn_no += 1
         self.stats.state = "connecting"
         try:
@@ -702,6 +752,9 @@ class KiwoomSession(Session):
     async def _credential(self, renew: bool = False) -> str:
         return await (self.token.renew() if renew else self.token.get())
 
+    def _credential_cached(self) -> bool:
+        return self.token.cached()
+
     async def _on_open(self, ws: aiohttp.ClientWebSocketResponse, credential: str) -> None:
         self._login_token = credential
         await ws.send_str(self.codec.login(credential))
@@ -856,6 +909,9 @@ class KISSession(Session):
 
     async def _credential(self, renew: bool = False) -> str:
         return await (self.approval.renew() if renew else self.approval.get())
+
+    def _credential_cached(self) -> bool:
+        return self.approval.cached()
 
     def capacity_left(self) -> int:
         return self.config.max_registrations - self.registrations()

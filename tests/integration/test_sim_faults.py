@@ -213,6 +213,38 @@ async def test_delay_handshake(sim: Simulator, http: aiohttp.ClientSession) -> N
     assert sim.stats()["faults"]["delay_handshake"] == 1
 
 
+async def test_outage_drops_then_refuses_handshakes_for_a_while(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    kw = await kiwoom_session(http, sim)
+    kis = await kis_session(http, sim)
+    await next_data(kw)
+    await next_data(kis)
+    assert sim.fault("outage", seconds=1.0) == {"ok": True, "action": "outage", "affected": 2}
+    for ws in (kw, kis):
+        msgs = await frames_for(ws, 5)
+        assert msgs[-1].type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+    for url in (sim.kiwoom_ws_url, sim.kis_ws_url):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(url)
+        assert refused.value.status == 503
+    # REST runs elsewhere: tokens are still issued during the outage
+    body = {"grant_type": "client_credentials", "appkey": "sim-app-1", "secretkey": "sim-secret-1"}
+    async with http.post(f"{sim.url}/oauth2/token", json=body) as r:
+        assert r.status == 200 and (await r.json())["return_code"] == 0
+    while True:  # the outage ends by itself
+        try:
+            kw = await kiwoom_session(http, sim)
+            break
+        except aiohttp.WSServerHandshakeError:
+            await asyncio.sleep(0.05)
+    await next_data(kw)
+    await kw.close()
+    stats = sim.stats()
+    assert stats["faults"] == {"outage": 1}
+    assert stats["outage_refused"] >= 2
+
+
 async def test_refuse_logins(sim: Simulator, http: aiohttp.ClientSession) -> None:
     token = sim.kiwoom_token()
     old_key = sim.kis_approval_key()

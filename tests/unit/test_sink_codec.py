@@ -142,7 +142,9 @@ EVENT_SAMPLES: list[Any] = [
     ),
     events.Unsubscribed(broker="kis", session="kis#1", type="H0STPGM0", item="005930"),
     events.Disconnected(broker="kiwoom", session="kiwoom#1", reason="1006", fatal=True),
-    events.Reconnecting(broker="kiwoom", session="kiwoom#1", attempt=3, delay=1.7, reason="x"),
+    events.Reconnecting(
+        broker="kiwoom", session="kiwoom#1", attempt=3, delay=1.7, reason="x", path="socket"
+    ),
     events.Reconnected(broker="kiwoom", session="kiwoom#1", attempt=3, gap=2.25),
     events.Stalled(broker="kis", session="kis#2", silent_for=30.0),
     events.Dropped(broker="kis", session="kis#2", count=10, total=250),

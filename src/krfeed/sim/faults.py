@@ -3,7 +3,8 @@
 A fault request is ``{"action": …, "broker": "kiwoom"|"kis"|None, "appkey": …|None, …}``;
 see :data:`ACTIONS` for the parameters of each action. Connection faults (drop, close, silence,
 half_open, malformed) apply to the matching connections open at the time; the others (delay
-handshakes, refuse logins, expire tokens) change how the simulator answers from then on.
+handshakes, refuse logins, expire tokens) change how the simulator answers from then on; an
+outage does both.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ ACTIONS: dict[str, dict[str, Any]] = {
     "delay_handshake": {"seconds": 2.0, "count": 1},  # the next N WebSocket handshakes
     "refuse_logins": {"seconds": 5.0},  # Kiwoom LOGIN / KIS approval+subscribe fail
     "expire_tokens": {},  # every issued token / approval key is invalid from now on
+    # the WebSocket service down: open connections aborted, new handshakes answered HTTP 503
+    # for N seconds (per broker; REST stays up, as it runs on other hosts)
+    "outage": {"seconds": 5.0},
 }
 BROKER_NAMES = ("kiwoom", "kis")
 
@@ -92,6 +96,13 @@ class FaultState:
     counts: Counter[str] = field(default_factory=Counter)
     refusals: list[tuple[float, Fault]] = field(default_factory=list)
     handshake_delays: list[list[Any]] = field(default_factory=list)  # [remaining, Fault]
+    outages: list[tuple[float, Fault]] = field(default_factory=list)
+
+    def down(self, broker: str) -> bool:
+        """An ``outage`` of ``broker``'s WebSocket service is under way."""
+        now = time.monotonic()
+        self.outages = [(until, f) for until, f in self.outages if until > now]
+        return any(f.broker in (None, broker) for _, f in self.outages)
 
     def refusing(self, broker: str, appkey: str | None) -> bool:
         now = time.monotonic()

@@ -527,6 +527,11 @@ class Simulator:
             self.faults.handshake_delays.append([int(f.params["count"]), f])
         elif action == "refuse_logins":
             self.faults.refusals.append((now + f.num("seconds"), f))
+        elif action == "outage":
+            self.faults.outages.append((now + f.num("seconds"), f))
+            for c in targets:
+                c.abort()
+            affected = len(targets)
         elif action == "expire_tokens":
             t = time.time() - 1
             for tok in self.tokens.values():
@@ -673,6 +678,9 @@ class Simulator:
     async def serve_ws(self, broker: str, request: web.Request) -> web.StreamResponse:
         from krfeed.sim import kis, kiwoom
 
+        if self.faults.down(broker):
+            self.counters["outage_refused"] += 1
+            return web.Response(status=503, text="service unavailable (simulated outage)")
         delay = self.faults.handshake_delay(broker)
         if delay:
             await asyncio.sleep(delay)
