@@ -213,6 +213,30 @@ JournalOpt = Annotated[
     typer.Option("--journal", help="also write every raw frame to this journal"),
 ]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="log to stderr")]
+IdleTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--idle-timeout",
+        help="seconds without any frame before a socket counts as dead, until the "
+        "heartbeat cadence is learned (then 3 heartbeats, at most this; default 90, or "
+        "[session] idle_timeout in krfeed.toml)",
+    ),
+]
+
+
+def _session_options(
+    config: Path | None, mock: bool, sim: str | None, idle_timeout: float | None
+) -> Any:
+    """SessionOptions from krfeed.toml's [session] table and the command's options."""
+    from krfeed.config import ConfigError, load_config
+
+    if idle_timeout is not None and idle_timeout <= 0:
+        raise fail("--idle-timeout must be positive")
+    try:
+        cfg = load_config(config, mock=mock, sim=sim)
+    except (ConfigError, ValueError) as e:
+        raise fail(str(e)) from None
+    return cfg.session_options(idle_timeout=idle_timeout)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -312,6 +336,7 @@ def stream(
     sim: SimOpt = None,
     journal: JournalOpt = None,
     verbose: VerboseOpt = False,
+    idle_timeout: IdleTimeoutOpt = None,
 ) -> None:
     """Watch a feed live: a table in a terminal, JSON lines when piped."""
     from krfeed.runner import parse_sub
@@ -327,11 +352,18 @@ def stream(
         raise fail(f"--format must be table or jsonl, not {mode!r}")
     _setup_logging(verbose)
     brokers = _brokers_for(config, mock, sim, {b})
-    _run(_stream(brokers, sub, mode, count, duration, _journal(journal)))
+    options = _session_options(config, mock, sim, idle_timeout)
+    _run(_stream(brokers, sub, mode, count, duration, _journal(journal), options))
 
 
 async def _stream(
-    brokers: list[Any], sub: Any, mode: str, count: int | None, duration: float | None, journal: Any
+    brokers: list[Any],
+    sub: Any,
+    mode: str,
+    count: int | None,
+    duration: float | None,
+    journal: Any,
+    options: Any = None,
 ) -> None:
     from krfeed.jsonout import encode_line
     from krfeed.runner import run_feed
@@ -345,7 +377,9 @@ async def _stream(
                 out.write(encode_line(item))
                 out.flush()
 
-            await run_feed(brokers, [sub], emit, count=count, duration=duration, on_raw=on_raw)
+            await run_feed(
+                brokers, [sub], emit, count=count, duration=duration, on_raw=on_raw, options=options
+            )
             return
         from rich.live import Live
 
@@ -358,7 +392,15 @@ async def _stream(
                 view.update(item)
                 live.update(view.render())
 
-            await run_feed(brokers, [sub], update, count=count, duration=duration, on_raw=on_raw)
+            await run_feed(
+                brokers,
+                [sub],
+                update,
+                count=count,
+                duration=duration,
+                on_raw=on_raw,
+                options=options,
+            )
     finally:
         if journal is not None:
             await journal.aclose()
@@ -386,6 +428,7 @@ def record(
     sim: SimOpt = None,
     journal: JournalOpt = None,
     verbose: VerboseOpt = False,
+    idle_timeout: IdleTimeoutOpt = None,
 ) -> None:
     """Record records and control events into SQLite (default), JSONL, Parquet, PostgreSQL, NATS."""
     from krfeed.runner import parse_sub
@@ -398,10 +441,19 @@ def record(
     _check_sinks(urls)
     _setup_logging(verbose)
     brokers = _brokers_for(config, mock, sim, {s.broker for s in subs})
+    options = _session_options(config, mock, sim, idle_timeout)
     from krfeed.commands import record as run_record
 
     status = _run(
-        run_record(brokers, subs, urls, duration=duration, count=count, journal=_journal(journal))
+        run_record(
+            brokers,
+            subs,
+            urls,
+            duration=duration,
+            count=count,
+            journal=_journal(journal),
+            options=options,
+        )
     )
     err.print(
         f"recorded {status['written']:,} rows into {', '.join(urls)}"

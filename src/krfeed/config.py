@@ -12,9 +12,17 @@
 
     token_cache = "~/.cache/krfeed"   # optional: tokens survive restarts (files are 0600)
 
+    [session]                # optional: timing of every WebSocket session (SessionOptions)
+    idle_timeout = 90        # no frame this long: half-open (until the heartbeat is learned)
+    idle_heartbeats = 3      # then: this many heartbeats without a frame (0: never learn)
+    idle_floor = 3           # the least the learned limit can be
+    reconnect_cap = 2        # quick socket retries within this (0: always the slow backoff)
+    backoff_cap = 30         # the slow path: authentication, refusals
+
 The file is looked for at ``--config``, ``$KRFEED_CONFIG``, ``./krfeed.toml``, then
 ``~/.config/krfeed/krfeed.toml``. ``KRFEED_KIWOOM_APPKEY``/``_SECRETKEY`` and
 ``KRFEED_KIS_APPKEY``/``_SECRETKEY``/``KRFEED_KIS_HTS_ID`` replace the first entry of that broker.
+With ``--sim`` the file is not read (the command-line options still apply).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from krfeed.brokers import KIS, Kiwoom
+from krfeed.session import SessionOptions
 
 CANDIDATES = (Path("krfeed.toml"), Path("~/.config/krfeed/krfeed.toml"))
 
@@ -39,6 +48,19 @@ class Config:
     kiwoom: list[Kiwoom] = field(default_factory=list)
     kis: list[KIS] = field(default_factory=list)
     source: str = ""
+    #: The [session] table: SessionOptions fields set in the file.
+    session: dict[str, float] = field(default_factory=dict)
+
+    def session_options(self, **override: float | None) -> SessionOptions:
+        """SessionOptions from the defaults, the [session] table, then ``override`` (None:
+        not given). A smaller idle_timeout lowers idle_floor with it."""
+        values: dict[str, Any] = dict(self.session)
+        values.update({k: v for k, v in override.items() if v is not None})
+        if values.get("reconnect_cap") == 0:
+            values["reconnect_cap"] = None
+        if "idle_timeout" in values and "idle_floor" not in values:
+            values["idle_floor"] = min(SessionOptions.idle_floor, values["idle_timeout"])
+        return SessionOptions(**values)
 
     def brokers(self, which: str | None = None) -> list[Kiwoom | KIS]:
         out: list[Kiwoom | KIS] = []
@@ -108,6 +130,7 @@ def load_config(
         except OSError as e:
             raise ConfigError(f"cannot read {p}: {e.strerror}") from None
     cache = doc.get("token_cache")
+    session = _session_table(doc.get("session"), str(p) if p else "the config")
     kw = _entries(doc, "kiwoom")
     ks = _entries(doc, "kis")
     env = os.environ
@@ -128,7 +151,7 @@ def load_config(
             "hts_id": env.get("KRFEED_KIS_HTS_ID"),
         }
         ks = [{**(ks[0] if ks else {}), **{k: v for k, v in over.items() if v}}, *ks[1:]]
-    cfg = Config(source=str(p) if p else "environment")
+    cfg = Config(source=str(p) if p else "environment", session=session)
     for i, d in enumerate(kw, 1):
         cfg.kiwoom.append(
             Kiwoom(
@@ -163,3 +186,26 @@ def _need(d: dict[str, Any], key: str, broker: str, i: int) -> str:
         env = f"KRFEED_{broker.upper()}_{key.upper()}"
         raise ConfigError(f"{broker} entry {i} has no {key}: set it in krfeed.toml or {env}")
     return v
+
+
+#: [session] keys: seconds, except idle_heartbeats (a count); each must be >= 0.
+SESSION_KEYS = ("idle_timeout", "idle_heartbeats", "idle_floor", "reconnect_cap", "backoff_cap")
+
+
+def _session_table(table: object, where: str) -> dict[str, float]:
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [session] must be a table")
+    out: dict[str, float] = {}
+    for k, v in table.items():
+        if k not in SESSION_KEYS:
+            raise ConfigError(
+                f"{where}: unknown key {k!r} in [session] (known keys: {', '.join(SESSION_KEYS)})"
+            )
+        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+            raise ConfigError(f"{where}: [session] {k} must be a number of at least 0, not {v!r}")
+        if k in ("idle_timeout", "backoff_cap") and v == 0:
+            raise ConfigError(f"{where}: [session] {k} must be more than 0")
+        out[k] = float(v)
+    return out

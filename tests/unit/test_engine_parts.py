@@ -17,6 +17,7 @@ from krfeed.config import ConfigError, load_config
 from krfeed.logs import get_logger, register_secret
 from krfeed.queue import BoundedQueue
 from krfeed.runner import parse_sub
+from krfeed.session import SessionOptions
 
 # ---- queue ----
 
@@ -151,6 +152,36 @@ def test_config_errors_are_one_sentence(tmp_path: Path, monkeypatch: pytest.Monk
         load_config(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.toml")
+
+
+def test_config_session_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in list(os.environ):
+        if k.startswith("KRFEED_"):
+            monkeypatch.delenv(k)
+    f = tmp_path / "krfeed.toml"
+    f.write_text(
+        '[kiwoom]\nappkey = "a"\nsecretkey = "s"\n\n'
+        "[session]\nidle_timeout = 45\nidle_heartbeats = 4\nreconnect_cap = 1.5\n"
+    )
+    opts = load_config(f).session_options()
+    assert (opts.idle_timeout, opts.idle_heartbeats, opts.idle_floor) == (45.0, 4.0, 3.0)
+    assert (opts.reconnect_cap, opts.backoff_cap) == (1.5, 30.0)
+    # the command line wins; a limit under the floor lowers the floor with it
+    opts = load_config(f).session_options(idle_timeout=2.0)
+    assert (opts.idle_timeout, opts.idle_floor, opts.idle_heartbeats) == (2.0, 2.0, 4.0)
+    f.write_text("[session]\nreconnect_cap = 0\n")
+    assert load_config(f).session_options().reconnect_cap is None  # 0: always the slow path
+    assert load_config(sim="http://127.0.0.1:8765").session_options() == SessionOptions()
+    for body, message in (
+        ("[session]\nidle_timout = 45\n", "unknown key 'idle_timout' in \\[session\\]"),
+        ('[session]\nidle_timeout = "45"\n', "idle_timeout must be a number of at least 0"),
+        ("[session]\nidle_timeout = 0\n", "idle_timeout must be more than 0"),
+        ("[session]\nidle_floor = -1\n", "idle_floor must be a number of at least 0"),
+        ("session = 3\n", "\\[session\\] must be a table"),
+    ):
+        f.write_text(body)
+        with pytest.raises(ConfigError, match=message):
+            load_config(f)
 
 
 def test_sim_config_uses_the_simulators_credentials() -> None:

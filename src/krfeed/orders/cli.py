@@ -67,13 +67,22 @@ def orders_command(
         typer.Option(
             "--idle-timeout",
             help="seconds without any frame before a socket counts as dead, until the "
-            "heartbeat cadence is learned (then 3 heartbeats, at most this; default 90)",
+            "heartbeat cadence is learned (then 3 heartbeats, at most this; default 90, or "
+            "[session] idle_timeout in krfeed.toml)",
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log to stderr")] = False,
 ) -> None:
     """Watch your orders and fills live; fills missed during disconnects are reconciled."""
-    from krfeed.cli import _brokers_for, _check_sinks, _journal, _run, _setup_logging, fail
+    from krfeed.cli import (
+        _brokers_for,
+        _check_sinks,
+        _journal,
+        _run,
+        _session_options,
+        _setup_logging,
+        fail,
+    )
     from krfeed.config import ConfigError, load_config
     from krfeed.orders.reconcile import split_kis_account
 
@@ -91,8 +100,7 @@ def orders_command(
     _check_sinks(to or [])
     if interval is not None and interval <= 0:
         raise fail("--interval must be positive")
-    if idle_timeout is not None and idle_timeout <= 0:
-        raise fail("--idle-timeout must be positive")
+    options = _session_options(config, mock, sim, idle_timeout)
     _setup_logging(verbose)
     if which:
         configs = _brokers_for(config, mock, sim, which)
@@ -118,18 +126,9 @@ def orders_command(
             reconcile=reconcile,
             sim=sim,
             journal=_journal(journal),
-            options=_session_options(idle_timeout),
+            options=options,
         )
     )
-
-
-def _session_options(idle_timeout: float | None) -> Any:
-    from krfeed.session import SessionOptions
-
-    if idle_timeout is None:
-        return None
-    floor = min(SessionOptions.idle_floor, idle_timeout)
-    return SessionOptions(idle_timeout=idle_timeout, idle_floor=floor)
 
 
 async def _sim_accounts(feed: Feed, sim: str) -> dict[str | tuple[str, str], AccountRef]:
