@@ -1,7 +1,8 @@
 """Orders under chaos, as a new user runs ``krfeed orders --sim URL``: both brokers with the same
 app key string ("sim-app-1"), accounts resolved the way the command does (``/_sim/accounts``),
-auto-orders all along, forced disconnects, and long cuts (half-open sockets, noticed by the
-heartbeat watchdog) during which orders are placed at the simulator's REST endpoints. Then
+auto-orders all along, 20 forced cuts: 13 drops and 7 long cuts (4 half-open sockets, noticed
+by the heartbeat watchdog; 3 outages, the WebSocket service refusing handshakes for a while)
+during which orders are placed at the simulator's REST endpoints. Then
 krfeed's final view is compared order by order with the simulator's book read over the brokers'
 own inquiry APIs (Kiwoom kt00009 + ka10075, KIS inquire-daily-ccld), and with its fills."""
 
@@ -14,7 +15,16 @@ from typing import Any
 
 import aiohttp
 
-from krfeed import KIS, Disconnected, Feed, Kiwoom, SessionOptions, Subscribed, SubState
+from krfeed import (
+    KIS,
+    Disconnected,
+    Feed,
+    Kiwoom,
+    Reconnecting,
+    SessionOptions,
+    Subscribed,
+    SubState,
+)
 from krfeed.orders import (
     AccountRef,
     OrderAnomaly,
@@ -35,6 +45,10 @@ OPTS = SessionOptions(**{**FAST.__dict__, "idle_timeout": 30.0, "idle_floor": 1.
 KIWOOM_ORDER = "/api/dostk/ordr"
 KIWOOM_ACNT = "/api/dostk/acnt"
 KIS_TRADING = "/uapi/domestic-stock/v1/trading"
+CUTS = 20
+#: the long cuts (7 of the 20) and what they are
+LONG = {1: "half_open", 4: "outage", 7: "half_open", 10: "outage", 13: "half_open"}
+LONG |= {16: "outage", 19: "half_open"}
 
 
 class Broker:
@@ -240,13 +254,17 @@ async def test_orders_under_chaos_end_equal_to_the_brokers_inquiries() -> None:
             await wait_for(
                 lambda: all(s.stats.heartbeat_interval is not None for s in feed.sessions), 15
             )
-            for cut in range(10):
-                if cut % 3 == 2:
-                    # a long cut: both sockets half-open; orders go in while krfeed hears nothing
+            for cut in range(CUTS):
+                if cut in LONG:
+                    # a long cut: both sockets half-open, or the WebSocket service down for a
+                    # while; orders go in while krfeed hears nothing
                     await asyncio.sleep(0.3)
                     await wait_for(lambda: both_up(sim, feed))
                     mark = len(items)
-                    sim.fault("half_open", seconds=20.0)
+                    if LONG[cut] == "half_open":
+                        sim.fault("half_open", seconds=20.0)
+                    else:
+                        sim.fault("outage", seconds=2.0)
                     for qty in (3, 5):
                         placed["kiwoom"].append(await broker.kiwoom_buy(qty))
                         placed["kis"].append(await broker.kis_buy(qty))
@@ -341,12 +359,17 @@ async def test_orders_under_chaos_end_equal_to_the_brokers_inquiries() -> None:
             st = tracker.get(b, padded, ref)
             assert st is not None and st.filled_qty == books[b][padded]["filled"] > 0, no
     assert problems == [], "\n".join(problems[:10])
-    assert checked >= 40
+    assert checked >= 150  # about 270 orders of both brokers in a run
     reports = [i for i in items if isinstance(i, ReconcileReport)]
     assert all(r.ok for r in reports), [r.error for r in reports if not r.ok]
     assert sum(r.fills for r in reports if r.trigger == "reconnect") > 0  # missed, recovered
     half_open = [i for i in items if isinstance(i, Disconnected) and "half-open" in i.reason]
-    assert len(half_open) == 2 * 3  # every long cut noticed by the heartbeat watchdog
+    # every half-open cut noticed by the heartbeat watchdog
+    assert len(half_open) == 2 * sum(1 for k in LONG.values() if k == "half_open")
+    assert sim.stats()["faults"] == {"drop": CUTS - len(LONG), "half_open": 4, "outage": 3}
+    # through the outages only the socket was retried (the cached credentials stayed valid)
+    refused = [i for i in items if isinstance(i, Reconnecting) and "503" in i.reason]
+    assert refused and {r.path for r in refused} == {"socket"}
 
 
 async def test_kiwoom_account_comes_from_ka10075_and_a_wrong_one_is_reported() -> None:
