@@ -79,7 +79,7 @@ def sim_command(
     mock: Annotated[bool, typer.Option("--mock", help="behave like the 모의투자 servers")] = False,
     credentials: Annotated[
         Path | None,
-        typer.Option(help="JSON or TOML table of appkey = secret (replaces sim-app-1..8)"),
+        typer.Option(help="JSON or TOML table of appkey = secret (replaces the default keys 1..8)"),
     ] = None,
     ping_interval: Annotated[
         float, typer.Option("--ping-interval", help="seconds between PING/PINGPONG")

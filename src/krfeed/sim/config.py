@@ -8,8 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: The default credential table: sim-app-1/sim-secret-1 … sim-app-8/sim-secret-8.
-DEFAULT_CREDENTIALS: dict[str, str] = {f"sim-app-{n}": f"sim-secret-{n}" for n in range(1, 9)}
+from krfeed.brokers import sim_appkey, sim_secret
+
+#: The default credential table: :func:`krfeed.brokers.sim_appkey` N -> ``sim_secret`` N,
+#: N = 1 … 8 (the shapes of real keys: app key 36 characters, secret 180).
+DEFAULT_CREDENTIALS: dict[str, str] = {sim_appkey(n): sim_secret(n) for n in range(1, 9)}
 
 
 @dataclass
