@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import aiohttp
-
 import krfeed
 from krfeed import KIS, Connected, DecodeError, Disconnected, Feed, Kiwoom, Reconnected
 from krfeed.records.base import Record
@@ -19,7 +17,7 @@ from krfeed.sim import SimConfig, Simulator
 from krfeed.sim.faults import CP949_TEXT
 from krfeed.sim.market import on_grid
 
-from .helpers import FAST, collect, wait_for
+from .helpers import FAST, collect
 
 #: The KIS field the invalid_utf8 fault writes into: the first text field after the code.
 CARRIER = next(f.name for f in get_type("kis", "H0STCNT0").fields[1:] if f.kind == "text")
@@ -106,19 +104,3 @@ async def test_invalid_utf8_frames_among_valid_ones() -> None:
         recs = krfeed.decode(e.broker, e.raw_bytes[1:])
         assert recs and all(isinstance(r, Record) and r.item == "005930" for r in recs)
         assert {r.type for r in recs} == {"0B" if e.broker == "kiwoom" else "H0STCNT0"}
-
-
-async def test_kis_websocket_on_any_path() -> None:
-    async with Simulator(SimConfig(port=0, seed=1)) as sim, aiohttp.ClientSession() as http:
-        ws_base = sim.url.replace("http://", "ws://")
-        for path in ("/tryitout", "/", "/anything/at/all"):
-            async with http.ws_connect(ws_base + path) as ws:
-                await ws.send_str('{"header":{"tr_id":"PINGPONG"}}')
-                await ws.send_str("not json")
-                msg = await ws.receive_json(timeout=5)
-                assert msg["body"]["msg_cd"] == "OPSP9999", path
-        async with http.get(sim.url + "/no/such/path") as r:
-            assert r.status == 404
-        async with http.get(sim.url + "/") as r:
-            assert (await r.json())["kis_ws"] == sim.kis_ws_url
-        await wait_for(lambda: sim.stats()["connections"]["kis"]["total"] == 3)
