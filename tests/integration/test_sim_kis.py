@@ -15,9 +15,9 @@ from krfeed.brokers import sim_appkey, sim_secret
 from krfeed.protocol.kis import AesKey
 from krfeed.protocol.messages import DecodeError
 from krfeed.schema.catalog import get_type
-from krfeed.schema.enums import NoticeKind, Side
+from krfeed.schema.enums import MarketSession, NoticeKind, Side
 from krfeed.sim import DEFAULT_CREDENTIALS, SimConfig, Simulator
-from krfeed.sim.market import on_grid
+from krfeed.sim.market import floor_tick, on_grid
 
 ORDER = "/uapi/domestic-stock/v1/trading/order-cash"
 CCLD = "/uapi/domestic-stock/v1/trading/inquire-daily-ccld"
@@ -217,20 +217,23 @@ async def test_trade_and_book_frames(sim: Simulator, http: aiohttp.ClientSession
     books = await data_frames(ws, "H0STASP0", 5)
     for text in trades:
         _, _, nnn, payload = text.split("|", 3)
-        assert (
-            len(payload.split("^")) == int(nnn) * 47
-        )  # the current layout (MARKET_CLS_CODE appended)
+        assert len(payload.split("^")) == int(nnn) * 47  # today's layout: + MARKET_CLS_CODE
         for r in krfeed.decode("kis", text):
+            assert r.market_class is MarketSession.REGULAR and r.extra == ()
             assert on_grid(r.current_price) and on_grid(r.ask_price_1) and on_grid(r.bid_price_1)
             assert r.change == r.current_price - 178000
             assert r.low_price <= r.current_price <= r.high_price
             assert r.ask_price_1 > r.bid_price_1
     for text in books:
         _, _, nnn, payload = text.split("|", 3)
-        assert (
-            len(payload.split("^")) == int(nnn) * 63
-        )  # the current layout (mid-price, MARKET_CLS_CODE)
+        assert len(payload.split("^")) == int(nnn) * 63  # + KRX mid price (3), MARKET_CLS_CODE
         for r in krfeed.decode("kis", text):
+            assert r.market_class is MarketSession.REGULAR and r.extra == ()
+            mid = floor_tick((r.ask_price_1 + r.bid_price_1) // 2)
+            assert r.krx_mid_price == mid and on_grid(mid)
+            assert r.bid_price_1 <= mid < r.ask_price_1
+            assert r.krx_mid_total_qty == r.ask_qty_1 // 10 + r.bid_qty_1 // 10
+            assert r.krx_mid_side_code == ("1" if r.ask_qty_1 // 10 > r.bid_qty_1 // 10 else "2")
             asks = [getattr(r, f"ask_price_{i}") for i in range(1, 11)]
             bids = [getattr(r, f"bid_price_{i}") for i in range(1, 11)]
             assert asks == sorted(asks) and bids == sorted(bids, reverse=True)

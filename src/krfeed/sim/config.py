@@ -56,6 +56,9 @@ class SimConfig:
     max_queue: int = 10_000
     #: Account events kept for ``Simulator.account_events`` (the oldest are forgotten).
     max_account_events: int = 100_000
+    #: KIS: send the published (oldest known) layout of each TR instead of today's wire
+    #: (e.g. 46-field H0STCNT0 and 59-field H0STASP0 instead of 47 and 63).
+    legacy_layouts: bool = False
     #: Stock codes auto-orders trade (None = the model's built-in universe).
     codes: tuple[str, ...] | None = None
     extra: dict[str, str] = field(default_factory=dict)

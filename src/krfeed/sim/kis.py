@@ -18,7 +18,6 @@ from aiohttp import web
 
 from krfeed.protocol.kis import AesKey, control_reply
 from krfeed.schema.catalog import get_type, types
-from krfeed.schema.compile import encode_kis_fields
 from krfeed.schema.convert import KST
 from krfeed.schema.enums import Correction, NoticeKind, Side
 from krfeed.sim.market import make_record
@@ -440,7 +439,7 @@ def notice_fields(sim: Simulator, ev: OrderEvent, hts_id: str, tr: str) -> list[
         "order_price": o.price,
     }
     rec = make_record(get_type("kis", tr), vals, hts_id, ev.time)
-    return encode_kis_fields(rec)
+    return sim.kis_fields(rec)
 
 
 # ---- the WebSocket session ----

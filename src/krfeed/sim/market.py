@@ -132,16 +132,19 @@ class Phase:
     kiwoom_215: str  # Kiwoom 0s 215 장운영구분 announced when the phase starts
     kis_hour_cls: str  # KIS HOUR_CLS_CODE (0 장중, A 장후예상, B 장전예상, D 시간외단일가예상)
     kis_mkop: str  # KIS NEW_MKOP_CLS_CODE (UNVERIFIED codes)
-    kis_market_cls: str  # KIS MARKET_CLS_CODE: 1 pre-market, 2 regular, 3 after-market, 5 closing
+    market_class: MarketSession  # KIS MARKET_CLS_CODE (1 pre, 2 regular, 3 after, 5 closing)
     trades: bool
     auction: bool
     share: float  # fraction of a simulated day
 
 
-PRE_OPEN = Phase("pre_open", MarketSession.PRE_MARKET, "0", "B", "10", "1", False, True, 0.1)
-REGULAR = Phase("regular", MarketSession.REGULAR, "3", "0", "20", "2", True, False, 0.7)
-CLOSING = Phase("closing_auction", MarketSession.REGULAR, "2", "A", "30", "5", False, True, 0.1)
-AFTER_HOURS = Phase("after_hours", MarketSession.POST_MARKET, "4", "D", "40", "3", True, False, 0.1)
+_PRE, _REG, _POST = MarketSession.PRE_MARKET, MarketSession.REGULAR, MarketSession.POST_MARKET
+PRE_OPEN = Phase("pre_open", _PRE, "0", "B", "10", _PRE, False, True, 0.1)
+REGULAR = Phase("regular", _REG, "3", "0", "20", _REG, True, False, 0.7)
+CLOSING = Phase(
+    "closing_auction", _REG, "2", "A", "30", MarketSession.CLOSING_AUCTION, False, True, 0.1
+)
+AFTER_HOURS = Phase("after_hours", _POST, "4", "D", "40", _POST, True, False, 0.1)
 PHASES = (PRE_OPEN, REGULAR, CLOSING, AFTER_HOURS)
 
 
@@ -517,7 +520,7 @@ class Instrument:
             "nxt_mid_price": None,
             "nxt_mid_total_qty": 0,
             "nxt_mid_side_code": "",
-            "market_class_code": phase.kis_market_cls,
+            "market_class": phase.market_class,
             # VI (Kiwoom 1h)
             "vi_trigger_type": "1" if self.vi_active else "2",
             "market_scope": "101",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import random
@@ -26,6 +27,7 @@ from aiohttp import WSMsgType, web
 
 from krfeed.brokers import sim_appkey
 from krfeed.protocol.kis import AesKey, data_frame
+from krfeed.records.base import Record
 from krfeed.schema.catalog import get_type, types
 from krfeed.schema.compile import encode_kis_fields, encode_kiwoom_values
 from krfeed.schema.convert import KST
@@ -347,8 +349,12 @@ def _hb_label(broker: str) -> str:
 class Simulator:
     """Both brokers on one port. ``async with Simulator(SimConfig(port=0)) as sim: …``"""
 
-    def __init__(self, config: SimConfig | None = None) -> None:
+    def __init__(
+        self, config: SimConfig | None = None, *, legacy_layouts: bool | None = None
+    ) -> None:
         cfg = config or SimConfig()
+        if legacy_layouts is not None:
+            cfg = dataclasses.replace(cfg, legacy_layouts=legacy_layouts)
         self.config = cfg
         self.credentials = cfg.credential_table()
         self.market = Market(cfg.seed, cfg.session_cycle)
@@ -688,6 +694,14 @@ class Simulator:
 
         return h
 
+    def kis_fields(self, rec: Record) -> list[str]:
+        """The wire fields of a KIS record: today's layout, or with ``legacy_layouts`` the
+        published one (the oldest known layout of its TR)."""
+        fields = encode_kis_fields(rec)
+        if self.config.legacy_layouts:
+            return fields[: get_type("kis", rec.type).layouts[0]]
+        return fields
+
     def heartbeat(self, broker: str) -> str:
         if broker == "kiwoom":
             return '{"trnm":"PING"}'
@@ -872,7 +886,7 @@ class Simulator:
             enc = cache.get(key)
             if enc is None:
                 rec = market_record(c.broker, typ, inst, item, now, phase)
-                enc = encode_kiwoom_values(rec) if c.broker == "kiwoom" else encode_kis_fields(rec)
+                enc = encode_kiwoom_values(rec) if c.broker == "kiwoom" else self.kis_fields(rec)
                 cache[key] = enc
             pending[c].append((typ, item, enc))
 
@@ -1039,7 +1053,7 @@ class Simulator:
             inst = self.market.instrument(code)
             inst.step(now, phase)
             rec = market_record(broker, typ, inst, code, now, phase)
-            enc = encode_kiwoom_values(rec) if broker == "kiwoom" else encode_kis_fields(rec)
+            enc = encode_kiwoom_values(rec) if broker == "kiwoom" else self.kis_fields(rec)
             pool.append((code, enc))
 
         def frame(start: int, n: int) -> Out:
