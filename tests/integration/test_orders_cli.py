@@ -45,11 +45,11 @@ async def test_orders_jsonl_with_reconciliation_and_recording(tmp_path: Path) ->
             "--idle-timeout",
             "30",
         )
-        kiwoom_account = sim.account("kiwoom", "sim-app-1")
-        kis_account_of_the_same_key = sim.account("kis", "sim-app-1") + "01"
+        kiwoom_account = sim.account("kiwoom", sim_appkey(1))
+        kis_account_of_the_same_key = sim.account("kis", sim_appkey(1)) + "01"
     assert code == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
-    # the Kiwoom session (app key sim-app-1) never gets the KIS account of "sim-app-1"
+    # the Kiwoom session (default key 1) never gets the KIS account of the same key
     accounts = {
         r["account"] for r in rows if r["event"] == "OrderEvent" and r["broker"] == "kiwoom"
     }
