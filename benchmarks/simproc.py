@@ -18,6 +18,8 @@ from typing import Any
 
 import aiohttp
 
+from krfeed.brokers import sim_appkey, sim_secret
+
 
 class SimProcess:
     """``python -m krfeed sim --port 0 --rate 0`` (no market data of its own: only what the
@@ -108,8 +110,8 @@ async def bench_info(http: aiohttp.ClientSession, url: str, bench_id: int) -> di
 async def approval_key(http: aiohttp.ClientSession, url: str, n: int = 1) -> str:
     body = {
         "grant_type": "client_credentials",
-        "appkey": f"sim-app-{n}",
-        "secretkey": f"sim-secret-{n}",
+        "appkey": sim_appkey(n),
+        "secretkey": sim_secret(n),
     }
     async with http.post(url + "/oauth2/Approval", json=body) as r:
         data: dict[str, Any] = await r.json()

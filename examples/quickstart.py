@@ -20,7 +20,7 @@ from krfeed.sim import SimConfig, Simulator
 
 async def main(records: int = 20) -> None:
     async with Simulator(SimConfig(port=0, seed=1, auto_orders=2.0)) as sim:
-        kiwoom = Kiwoom.sim(sim.url)  # = Kiwoom("sim-app-1", "sim-secret-1", rest_url=sim.url)
+        kiwoom = Kiwoom.sim(sim.url)  # = Kiwoom(sim_appkey(1), sim_secret(1), rest_url=…)
         kis = KIS.sim(sim.url, 2)
         async with Feed(kiwoom, kis, options=SessionOptions(market_hours=None)) as feed:
             await feed.subscribe(Kiwoom.ORDER_EXECUTION)  # type 00: your orders and fills

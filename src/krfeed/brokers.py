@@ -12,9 +12,21 @@ from krfeed.logs import register_secret
 from krfeed.records.kis import KISTypes
 from krfeed.records.kiwoom import KiwoomTypes
 
-#: The simulator's default credentials: sim-app-N / sim-secret-N, N = 1 … 8.
-SIM_APPKEY = "sim-app-{n}"
-SIM_SECRET = "sim-secret-{n}"
+#: The simulator's default credentials N = 1 … 8 (``.format(n=N)``), in the shapes of real keys
+#: (KIS: app key 36 characters, secret 180; Kiwoom documents no lengths) and plainly not real:
+#: a SIM prefix padded with zeros.
+SIM_APPKEY = "SIMAPPKEY{n:02d}" + "0" * 25
+SIM_SECRET = "SIMAPPSECRET{n:02d}" + "0" * 166
+
+
+def sim_appkey(n: int = 1) -> str:
+    """The simulator's default app key N (1 … 8)."""
+    return SIM_APPKEY.format(n=n)
+
+
+def sim_secret(n: int = 1) -> str:
+    """The secret of :func:`sim_appkey` N."""
+    return SIM_SECRET.format(n=n)
 
 
 def _mask(s: str) -> str:
@@ -70,7 +82,7 @@ class Kiwoom(KiwoomTypes):
     @classmethod
     def sim(cls, url: str, n: int = 1, **kw: object) -> Kiwoom:
         """Point at a running ``krfeed sim`` with its default credentials N."""
-        return cls(SIM_APPKEY.format(n=n), SIM_SECRET.format(n=n), rest_url=url, **kw)  # type: ignore[arg-type]
+        return cls(sim_appkey(n), sim_secret(n), rest_url=url, **kw)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return f"Kiwoom(appkey={_mask(self.appkey)}, mock={self.mock}, rest_url={self.rest_url!r})"
@@ -128,7 +140,7 @@ class KIS(KISTypes):
     def sim(cls, url: str, n: int = 1, **kw: object) -> KIS:
         """Point at a running ``krfeed sim`` with its default credentials N."""
         kw.setdefault("hts_id", f"simuser{n}")
-        return cls(SIM_APPKEY.format(n=n), SIM_SECRET.format(n=n), rest_url=url, **kw)  # type: ignore[arg-type]
+        return cls(sim_appkey(n), sim_secret(n), rest_url=url, **kw)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return (

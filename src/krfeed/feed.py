@@ -441,7 +441,8 @@ class Feed:
     # ---- observability ----
 
     def stats(self) -> dict[str, Any]:
-        """Counters: frames, records per type, decode errors, reconnects, queue, drops, latency."""
+        """Counters: frames, records per type, decode errors, frames that were not valid UTF-8,
+        reconnects, queue, drops, latency."""
         sess = {
             s.name: {
                 "state": s.stats.state,
@@ -451,6 +452,8 @@ class Feed:
                 "records": s.stats.records,
                 "decode_errors": s.stats.decode_errors,
                 "layout_notices": s.stats.layout_notices,
+                "invalid_utf8": s.stats.invalid_utf8,
+                "cp949": s.stats.cp949,
                 "pings": s.stats.pings,
                 "heartbeat_interval": s.stats.heartbeat_interval,
                 "idle_limit": round(s.idle_limit()[0], 3),
@@ -468,6 +471,9 @@ class Feed:
             "delivered": self._delivered,
             "decode_errors": sum(v["decode_errors"] for v in sess.values()),
             "layout_notices": sum(v["layout_notices"] for v in sess.values()),
+            # text frames that were not valid UTF-8, decoded leniently (cp949: as CP949)
+            "invalid_utf8": sum(v["invalid_utf8"] for v in sess.values()),
+            "cp949": sum(v["cp949"] for v in sess.values()),
             "reconnects": sum(v["reconnects"] for v in sess.values()),
             "queue_depth": len(self._queue),
             "queue_high_water": self._queue.high_water,

@@ -55,11 +55,16 @@ from krfeed.protocol.messages import (
     RegResult,
     SystemMessage,
 )
+from krfeed.protocol.text import CP949, frame_text, with_raw_bytes
 from krfeed.records.base import Record
 from krfeed.schema.convert import KST
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Literal
+
+    #: the client socket hands text frames over as bytes (``decode_text=False``)
+    _WebSocket = aiohttp.ClientWebSocketResponse[Literal[False]]
 
 log = get_logger("krfeed.session")
 
@@ -190,6 +195,10 @@ class SessionStats:
     records: int = 0
     decode_errors: int = 0
     layout_notices: int = 0  # types seen in a longer layout than krfeed knows
+    #: frames that were not valid UTF-8 (decoded leniently; see krfeed.protocol.text)
+    invalid_utf8: int = 0
+    #: of those, frames that were valid CP949 as a whole
+    cp949: int = 0
     pings: int = 0
     stalls: int = 0
     #: the learned heartbeat interval (None until two heartbeats on one connection)
@@ -220,7 +229,7 @@ class Session:
         self.subs: dict[tuple[str, str], Subscription] = {}
         self.stats = SessionStats()
         self._layouts_seen: set[tuple[str, int, tuple[str, ...]]] = set()
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ws: _WebSocket | None = None
         self._ops: asyncio.Queue[tuple[str, Callable[[], None]]] | None = None
         self._ready = False
         self._closing = False
@@ -337,10 +346,10 @@ class Session:
         """The next :meth:`_credential` needs no request (a valid one is cached)."""
         return False
 
-    async def _on_open(self, ws: aiohttp.ClientWebSocketResponse, credential: str) -> None:
+    async def _on_open(self, ws: _WebSocket, credential: str) -> None:
         raise NotImplementedError
 
-    async def _on_message(self, msg: Any, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _on_message(self, msg: Any, ws: _WebSocket) -> None:
         raise NotImplementedError
 
     def _assign(self, subs: list[Subscription]) -> None:
@@ -525,6 +534,9 @@ class Session:
                     timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
                     max_msg_size=16 * 1024 * 1024,
                     compress=0,
+                    # text frames as bytes: a frame with invalid UTF-8 must not close the
+                    # connection with 1007 (seen on the live KIS wire); decoded in _read_loop
+                    decode_text=False,
                 )
         except TimeoutError:
             raise TransientError(
@@ -597,7 +609,7 @@ class Session:
 
     async def _sender(
         self,
-        ws: aiohttp.ClientWebSocketResponse,
+        ws: _WebSocket,
         ops: asyncio.Queue[tuple[str, Callable[[], None]]],
     ) -> None:
         """Sends (un)subscribe frames one at a time, paced: brokers block bursts."""
@@ -608,7 +620,7 @@ class Session:
             if self.opts.subscribe_interval:
                 await asyncio.sleep(self.opts.subscribe_interval)
 
-    async def _read_loop(self, ws: aiohttp.ClientWebSocketResponse) -> str:
+    async def _read_loop(self, ws: _WebSocket) -> str:
         sink = self._sink
         offer = sink.offer
         stats = self.stats
@@ -632,9 +644,14 @@ class Session:
             now = time.monotonic()
             stats.frames += 1
             stats.last_frame_at = now
-            text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+            text, how = frame_text(data)
+            if how is not None:
+                self._lenient_frame(how)
             sink.raw(self.name, self._conn_no, received_at, text)
-            for m in self.decode(data, received_at):
+            msgs = self.decode(text, received_at)
+            if how is not None:
+                msgs = with_raw_bytes(msgs, data, how)
+            for m in msgs:
                 if isinstance(m, Record):
                     stats.records += 1
                     stats.last_data_at = now
@@ -673,7 +690,20 @@ class Session:
             f"interval of {beat:.2f}s"
         )
 
-    async def _watchdog(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def _lenient_frame(self, how: str) -> None:
+        stats = self.stats
+        stats.invalid_utf8 += 1
+        if how == CP949:
+            stats.cp949 += 1
+        if stats.invalid_utf8 == 1:
+            log.warning(
+                "session %s: a text frame was not valid UTF-8 (decoded as %s); counted in "
+                "stats invalid_utf8 from now on",
+                self.name,
+                "CP949" if how == CP949 else "UTF-8 with replacement characters",
+            )
+
+    async def _watchdog(self, ws: _WebSocket) -> None:
         opts = self.opts
         base = 0.5 if opts.stall_timeout is None else max(0.05, min(1.0, opts.stall_timeout / 4))
         while not ws.closed:
@@ -755,7 +785,7 @@ class KiwoomSession(Session):
     def _credential_cached(self) -> bool:
         return self.token.cached()
 
-    async def _on_open(self, ws: aiohttp.ClientWebSocketResponse, credential: str) -> None:
+    async def _on_open(self, ws: _WebSocket, credential: str) -> None:
         self._login_token = credential
         await ws.send_str(self.codec.login(credential))
 
@@ -815,7 +845,7 @@ class KiwoomSession(Session):
     def _sent_unsubscribe(self, subs: list[Subscription]) -> None:
         self._remove_fifo.append(subs)
 
-    async def _on_message(self, msg: Any, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _on_message(self, msg: Any, ws: _WebSocket) -> None:
         if isinstance(msg, LoginResult):
             if msg.ok:
                 self._token_retried = False
@@ -916,7 +946,7 @@ class KISSession(Session):
     def capacity_left(self) -> int:
         return self.config.max_registrations - self.registrations()
 
-    async def _on_open(self, ws: aiohttp.ClientWebSocketResponse, credential: str) -> None:
+    async def _on_open(self, ws: _WebSocket, credential: str) -> None:
         self._key = credential
         self.codec = KISCodec(credential, custtype=self.config.custtype)
         self.decode = self.codec.receive
@@ -939,7 +969,7 @@ class KISSession(Session):
         for s in subs:
             self._pending.setdefault(s.key, deque()).append(("unsub", s))
 
-    async def _on_message(self, msg: Any, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _on_message(self, msg: Any, ws: _WebSocket) -> None:
         if not isinstance(msg, ControlReply):
             log.debug("session %s: ignoring %r", self.name, msg)
             return

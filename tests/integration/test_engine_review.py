@@ -255,7 +255,8 @@ async def test_block_policy_sheds_at_once_after_a_timeout_until_room_appears() -
 
 
 class _FakeWS:
-    """Just enough of a client WebSocket for the read loop: given frames, then closed."""
+    """Just enough of a client WebSocket for the read loop: given frames, then closed. Text
+    frames come as bytes, as the session's socket (decode_text=False) hands them over."""
 
     def __init__(self, frames: list[str]) -> None:
         self._frames = list(frames)
@@ -266,7 +267,8 @@ class _FakeWS:
     async def receive(self, timeout: float | None = None) -> aiohttp.WSMessage:
         await asyncio.sleep(0)
         if self._frames:
-            return aiohttp.WSMessage(aiohttp.WSMsgType.TEXT, self._frames.pop(0), None)
+            data = self._frames.pop(0).encode("utf-8")
+            return aiohttp.WSMessage(aiohttp.WSMsgType.TEXT, data, None)
         self.closed = True
         return aiohttp.WSMessage(aiohttp.WSMsgType.CLOSED, None, None)
 

@@ -29,6 +29,7 @@ from krfeed import (
     SubscriptionError,
     SubState,
 )
+from krfeed.brokers import sim_appkey
 from krfeed.records.base import Record
 from krfeed.records.kis import ProgramTrading
 from krfeed.records.kiwoom import OrderExecution, StockTrade
@@ -301,11 +302,11 @@ async def test_50_forced_disconnects_deliver_every_order_event_exactly_once() ->
                 lambda: all(s.state is SubState.CONFIRMED for s in feed.subscription_states())
             )
             await sim.place_order(
-                "kiwoom", code="005930", side="buy", qty=3, price=0, appkey="sim-app-3"
+                "kiwoom", code="005930", side="buy", qty=3, price=0, appkey=sim_appkey(3)
             )
             # every event of this order sent (all fills done), then all of them received
             await wait_for(
-                lambda: all(o["remaining"] == 0 for o in sim.order_book("kiwoom", "sim-app-3"))
+                lambda: all(o["remaining"] == 0 for o in sim.order_book("kiwoom", sim_appkey(3)))
             )
             await asyncio.wait_for(pump(len(sim.account_events("kiwoom"))), 10)
             connects = feed.sessions[0].stats.connects

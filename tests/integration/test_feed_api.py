@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from krfeed import KIS, Disconnected, Feed, Kiwoom, Subscribed, SubState, SyncFeed
+from krfeed.brokers import sim_appkey, sim_secret
 from krfeed.records.kis import ExecutionNoticeMock, Trade
 from krfeed.records.kiwoom import StockTrade
 from krfeed.sim import SimConfig, Simulator
@@ -94,7 +95,7 @@ async def test_tokens_are_cached_on_disk_with_0600(sim: Simulator, tmp_path: Pat
         first = feed.sessions[0].token.issued  # type: ignore[attr-defined]
     files = list(cache.iterdir())
     assert len(files) == 1 and stat.S_IMODE(files[0].stat().st_mode) == 0o600
-    assert "sim-secret" not in files[0].read_text()
+    assert sim_secret(3) not in files[0].read_text()
     async with Feed(Kiwoom.sim(sim.url, 3, token_cache=cache), options=FAST) as feed:
         subs = await feed.subscribe(Kiwoom.TRADE, ["005930"])
         assert subs[0].state is SubState.CONFIRMED
@@ -112,7 +113,7 @@ async def test_execution_notices_use_cni9_on_the_mock_server() -> None:
                 ("H0STCNI9", "mockuser", SubState.CONFIRMED)
             ]
             await sim.place_order(
-                "kis", code="005930", side="buy", qty=2, price=0, appkey="sim-app-4"
+                "kis", code="005930", side="buy", qty=2, price=0, appkey=sim_appkey(4)
             )
             got: list[ExecutionNoticeMock] = []
             async for item in feed:

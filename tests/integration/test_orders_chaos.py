@@ -1,5 +1,5 @@
 """Orders under chaos, as a new user runs ``krfeed orders --sim URL``: both brokers with the same
-app key string ("sim-app-1"), accounts resolved the way the command does (``/_sim/accounts``),
+app key string (the default key 1), accounts resolved the way the command does (``/_sim/accounts``),
 auto-orders all along, 20 forced cuts: 13 drops and 7 long cuts (4 half-open sockets, noticed
 by the heartbeat watchdog; 3 outages, the WebSocket service refusing handshakes for a while)
 during which orders are placed at the simulator's REST endpoints. Then
@@ -25,6 +25,7 @@ from krfeed import (
     Subscribed,
     SubState,
 )
+from krfeed.brokers import sim_appkey, sim_secret
 from krfeed.orders import (
     AccountRef,
     OrderAnomaly,
@@ -40,7 +41,7 @@ from krfeed.sim.orders import OrderError
 
 from .helpers import FAST, wait_for
 
-KEY = "sim-app-1"  # both brokers, as in --sim mode
+KEY = sim_appkey(1)  # both brokers, as in --sim mode
 OPTS = SessionOptions(**{**FAST.__dict__, "idle_timeout": 30.0, "idle_floor": 1.0})
 KIWOOM_ORDER = "/api/dostk/ordr"
 KIWOOM_ACNT = "/api/dostk/acnt"
@@ -65,7 +66,7 @@ class Broker:
         return {
             "authorization": f"Bearer {self.kis_token}",
             "appkey": KEY,
-            "appsecret": "sim-secret-1",
+            "appsecret": sim_secret(1),
             "tr_id": tr_id,
             "custtype": "P",
             **extra,

@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from krfeed.brokers import sim_appkey
 from krfeed.sim import SimConfig, Simulator
 
 
@@ -30,7 +31,7 @@ async def test_orders_jsonl_with_reconciliation_and_recording(tmp_path: Path) ->
     cfg = SimConfig(port=0, seed=31, rate=5.0, ping_interval=0.5, auto_orders=10.0, page_size=4)
     async with Simulator(cfg) as sim:
         for _ in range(5):  # orders before the command starts: the initial round finds them
-            await sim.place_order("kiwoom", code="005930", qty=3, appkey="sim-app-1")
+            await sim.place_order("kiwoom", code="005930", qty=3, appkey=sim_appkey(1))
         rec = tmp_path / "orders.jsonl"
         code, out, err = await run(
             "--sim",
@@ -44,11 +45,11 @@ async def test_orders_jsonl_with_reconciliation_and_recording(tmp_path: Path) ->
             "--idle-timeout",
             "30",
         )
-        kiwoom_account = sim.account("kiwoom", "sim-app-1")
-        kis_account_of_the_same_key = sim.account("kis", "sim-app-1") + "01"
+        kiwoom_account = sim.account("kiwoom", sim_appkey(1))
+        kis_account_of_the_same_key = sim.account("kis", sim_appkey(1)) + "01"
     assert code == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
-    # the Kiwoom session (app key sim-app-1) never gets the KIS account of "sim-app-1"
+    # the Kiwoom session (default key 1) never gets the KIS account of the same key
     accounts = {
         r["account"] for r in rows if r["event"] == "OrderEvent" and r["broker"] == "kiwoom"
     }

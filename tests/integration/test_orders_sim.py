@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 from krfeed import KIS, Feed, Kiwoom, SessionOptions
+from krfeed.brokers import sim_appkey
 from krfeed.orders import (
     OrderAnomaly,
     OrderEvent,
@@ -39,8 +40,8 @@ FAST = SessionOptions(
     healthy_after=0.5,
     subscribe_interval=0.0,
 )
-KIWOOM_KEY = "sim-app-1"
-KIS_KEY = "sim-app-2"
+KIWOOM_KEY = sim_appkey(1)
+KIS_KEY = sim_appkey(2)
 
 
 def options(sim: Simulator, **kw: Any) -> ReconcileOptions:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from krfeed import KIS, Feed, Kiwoom, Reconnected
+from krfeed.brokers import sim_appkey
 from krfeed.journal import JournalWriter, read_journal, replay
 from krfeed.recorder import Recorder
 from krfeed.records.base import Record
@@ -74,11 +75,13 @@ async def test_replayed_journal_reproduces_the_recorded_rows(
                     await asyncio.sleep(0.02)
 
         await sim.place_order("kiwoom", code="005930", qty=2, price=0)
-        await sim.place_order("kis", code="005930", qty=3, price=0, appkey="sim-app-2")
+        await sim.place_order("kis", code="005930", qty=3, price=0, appkey=sim_appkey(2))
         await until(lambda: any(isinstance(i, ExecutionNotice) for i in seen))
         sim.fault("drop")  # every connection: new connection ids, KIS keys learned again
         await until(lambda: sum(isinstance(i, Reconnected) for i in seen) >= 2)
-        await sim.place_order("kis", code="005930", side="sell", qty=1, price=0, appkey="sim-app-2")
+        await sim.place_order(
+            "kis", code="005930", side="sell", qty=1, price=0, appkey=sim_appkey(2)
+        )
         n = sum(isinstance(i, ExecutionNotice) for i in seen)
         await until(lambda: sum(isinstance(i, ExecutionNotice) for i in seen) > n)
         await until(lambda: len(seen) > 300)

@@ -12,6 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from krfeed.brokers import sim_appkey, sim_secret
+
 READY = re.compile(r"^krfeed sim ready: (http://127\.0\.0\.1:(\d+))\n$")
 
 
@@ -48,7 +50,7 @@ async def token(
 async def test_ready_line_and_clean_stop(sig: signal.Signals) -> None:
     proc, url = await start("--seed", "7", "--ping-interval", "1")
     async with aiohttp.ClientSession() as http:
-        assert (await token(http, url, "sim-app-3", "sim-secret-3"))["return_code"] == 0
+        assert (await token(http, url, sim_appkey(3), sim_secret(3)))["return_code"] == 0
         ws = await http.ws_connect(url.replace("http", "ws") + "/api/dostk/websocket")
         proc.send_signal(sig)
         msg = await asyncio.wait_for(ws.receive(), 10)
@@ -65,7 +67,7 @@ async def test_credentials_file(tmp_path: Path) -> None:
     try:
         async with aiohttp.ClientSession() as http:
             assert (await token(http, url, "my-app", "my-secret"))["return_code"] == 0
-            refused = await token(http, url, "sim-app-1", "sim-secret-1")
+            refused = await token(http, url, sim_appkey(1), sim_secret(1))
             assert refused["return_code"] != 0 and "8001" in str(refused["return_msg"])
             async with http.get(f"{url}/") as r:
                 assert (await r.json())["mock"] is True

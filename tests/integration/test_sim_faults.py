@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 import krfeed
+from krfeed.brokers import sim_appkey, sim_secret
 from krfeed.protocol.messages import DecodeError
 from krfeed.sim import SimConfig, Simulator
 
@@ -30,7 +31,7 @@ async def sim() -> AsyncIterator[Simulator]:
 async def kiwoom_session(
     http: aiohttp.ClientSession,
     sim: Simulator,
-    appkey: str = "sim-app-1",
+    appkey: str = sim_appkey(1),
     types: tuple[str, ...] = ("0B",),
 ) -> Any:
     ws = await http.ws_connect(sim.kiwoom_ws_url)
@@ -112,10 +113,10 @@ async def next_frame(ws: Any) -> str:
 
 
 async def test_drop_aborts_without_close_frame(sim: Simulator, http: aiohttp.ClientSession) -> None:
-    kw = await kiwoom_session(http, sim, "sim-app-1")
-    other = await kiwoom_session(http, sim, "sim-app-2")
+    kw = await kiwoom_session(http, sim, sim_appkey(1))
+    other = await kiwoom_session(http, sim, sim_appkey(2))
     await next_data(kw)
-    result = sim.fault("drop", broker="kiwoom", appkey="sim-app-1")
+    result = sim.fault("drop", broker="kiwoom", appkey=sim_appkey(1))
     assert result == {"ok": True, "action": "drop", "affected": 1}
     msgs = await frames_for(kw, 5)
     assert msgs[-1].type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)  # no CLOSE frame
@@ -229,7 +230,7 @@ async def test_outage_drops_then_refuses_handshakes_for_a_while(
             await http.ws_connect(url)
         assert refused.value.status == 503
     # REST runs elsewhere: tokens are still issued during the outage
-    body = {"grant_type": "client_credentials", "appkey": "sim-app-1", "secretkey": "sim-secret-1"}
+    body = {"grant_type": "client_credentials", "appkey": sim_appkey(1), "secretkey": sim_secret(1)}
     async with http.post(f"{sim.url}/oauth2/token", json=body) as r:
         assert r.status == 200 and (await r.json())["return_code"] == 0
     while True:  # the outage ends by itself
@@ -254,7 +255,7 @@ async def test_refuse_logins(sim: Simulator, http: aiohttp.ClientSession) -> Non
     reply = json.loads((await ws.receive()).data)
     assert reply["return_code"] == 805004 and "CODE=8005" in reply["return_msg"]
     await ws.close()
-    body = {"grant_type": "client_credentials", "appkey": "sim-app-1", "secretkey": "sim-secret-1"}
+    body = {"grant_type": "client_credentials", "appkey": sim_appkey(1), "secretkey": sim_secret(1)}
     async with http.post(f"{sim.url}/oauth2/Approval", json=body) as r:
         assert r.status == 403 and (await r.json())["error_code"] == "EGW00133"
     kis = await http.ws_connect(sim.kis_ws_url)
@@ -314,8 +315,8 @@ async def test_expire_tokens(sim: Simulator, http: aiohttp.ClientSession) -> Non
     assert json.loads(await next_control(kis))["body"]["msg_cd"] == "OPSP0011"
     kis_headers = {
         "authorization": f"Bearer {access}",
-        "appkey": "sim-app-1",
-        "appsecret": "sim-secret-1",
+        "appkey": sim_appkey(1),
+        "appsecret": sim_secret(1),
         "tr_id": "TTTC0012U",
     }
     async with http.post(
@@ -355,7 +356,7 @@ async def test_admin_endpoints(sim: Simulator, http: aiohttp.ClientSession) -> N
         assert key in stats
     async with http.get(f"{sim.url}/_sim/accounts") as r:
         accounts = await r.json()
-    assert accounts["kiwoom"]["sim-app-1"] == sim.account("kiwoom", "sim-app-1")
+    assert accounts["kiwoom"][sim_appkey(1)] == sim.account("kiwoom", sim_appkey(1))
 
 
 async def test_bench_pushes_count_records(http: aiohttp.ClientSession) -> None:

@@ -11,12 +11,13 @@ import aiohttp
 import pytest
 
 import krfeed
+from krfeed.brokers import sim_appkey, sim_secret
 from krfeed.protocol.kis import AesKey
 from krfeed.protocol.messages import DecodeError
 from krfeed.schema.catalog import get_type
-from krfeed.schema.enums import NoticeKind, Side
-from krfeed.sim import SimConfig, Simulator
-from krfeed.sim.market import on_grid
+from krfeed.schema.enums import MarketSession, NoticeKind, Side
+from krfeed.sim import DEFAULT_CREDENTIALS, SimConfig, Simulator
+from krfeed.sim.market import floor_tick, on_grid
 
 ORDER = "/uapi/domestic-stock/v1/trading/order-cash"
 CCLD = "/uapi/domestic-stock/v1/trading/inquire-daily-ccld"
@@ -34,11 +35,11 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-async def approval(http: aiohttp.ClientSession, sim: Simulator, appkey: str = "sim-app-1") -> str:
+async def approval(http: aiohttp.ClientSession, sim: Simulator, appkey: str = sim_appkey(1)) -> str:
     body = {
         "grant_type": "client_credentials",
         "appkey": appkey,
-        "secretkey": appkey.replace("app", "secret"),
+        "secretkey": sim.credentials[appkey],
     }
     async with http.post(f"{sim.url}/oauth2/Approval", json=body) as r:
         assert r.status == 200
@@ -47,12 +48,12 @@ async def approval(http: aiohttp.ClientSession, sim: Simulator, appkey: str = "s
 
 
 async def access_token(
-    http: aiohttp.ClientSession, sim: Simulator, appkey: str = "sim-app-1"
+    http: aiohttp.ClientSession, sim: Simulator, appkey: str = sim_appkey(1)
 ) -> str:
     body = {
         "grant_type": "client_credentials",
         "appkey": appkey,
-        "appsecret": appkey.replace("app", "secret"),
+        "appsecret": sim.credentials[appkey],
     }
     async with http.post(f"{sim.url}/oauth2/tokenP", json=body) as r:
         assert r.status == 200
@@ -117,11 +118,13 @@ async def data_frames(ws: Any, tr_id: str, n: int, timeout: float = 10.0) -> lis
     return out
 
 
-def rest_headers(token: str, tr_id: str, appkey: str = "sim-app-1", **extra: str) -> dict[str, str]:
+def rest_headers(
+    token: str, tr_id: str, appkey: str = sim_appkey(1), **extra: str
+) -> dict[str, str]:
     return {
         "authorization": f"Bearer {token}",
         "appkey": appkey,
-        "appsecret": appkey.replace("app", "secret"),
+        "appsecret": DEFAULT_CREDENTIALS[appkey],
         "tr_id": tr_id,
         "custtype": "P",
         **extra,
@@ -154,12 +157,16 @@ async def test_approval_and_token(sim: Simulator, http: aiohttp.ClientSession) -
     # the approval call takes "secretkey"; "appsecret" (the tokenP field) is not accepted there
     wrong_field = {
         "grant_type": "client_credentials",
-        "appkey": "sim-app-1",
-        "appsecret": "sim-secret-1",
+        "appkey": sim_appkey(1),
+        "appsecret": sim_secret(1),
     }
     async with http.post(f"{sim.url}/oauth2/Approval", json=wrong_field) as r:
         assert r.status == 403 and (await r.json())["error_code"] == "EGW00105"
-    other = {"grant_type": "client_credentials", "appkey": "sim-app-1", "secretkey": "sim-secret-1"}
+    other = {
+        "grant_type": "client_credentials",
+        "appkey": sim_appkey(1),
+        "secretkey": sim_secret(1),
+    }
     async with http.post(f"{sim.url}/oauth2/tokenP", json=other) as r:
         assert r.status == 403 and (await r.json())["error_code"] == "EGW00105"
 
@@ -210,20 +217,23 @@ async def test_trade_and_book_frames(sim: Simulator, http: aiohttp.ClientSession
     books = await data_frames(ws, "H0STASP0", 5)
     for text in trades:
         _, _, nnn, payload = text.split("|", 3)
-        assert (
-            len(payload.split("^")) == int(nnn) * 47
-        )  # the current layout (MARKET_CLS_CODE appended)
+        assert len(payload.split("^")) == int(nnn) * 47  # today's layout: + MARKET_CLS_CODE
         for r in krfeed.decode("kis", text):
+            assert r.market_class is MarketSession.REGULAR and r.extra == ()
             assert on_grid(r.current_price) and on_grid(r.ask_price_1) and on_grid(r.bid_price_1)
             assert r.change == r.current_price - 178000
             assert r.low_price <= r.current_price <= r.high_price
             assert r.ask_price_1 > r.bid_price_1
     for text in books:
         _, _, nnn, payload = text.split("|", 3)
-        assert (
-            len(payload.split("^")) == int(nnn) * 63
-        )  # the current layout (mid-price, MARKET_CLS_CODE)
+        assert len(payload.split("^")) == int(nnn) * 63  # + KRX mid price (3), MARKET_CLS_CODE
         for r in krfeed.decode("kis", text):
+            assert r.market_class is MarketSession.REGULAR and r.extra == ()
+            mid = floor_tick((r.ask_price_1 + r.bid_price_1) // 2)
+            assert r.krx_mid_price == mid and on_grid(mid)
+            assert r.bid_price_1 <= mid < r.ask_price_1
+            assert r.krx_mid_total_qty == r.ask_qty_1 // 10 + r.bid_qty_1 // 10
+            assert r.krx_mid_side_code == ("1" if r.ask_qty_1 // 10 > r.bid_qty_1 // 10 else "2")
             asks = [getattr(r, f"ask_price_{i}") for i in range(1, 11)]
             bids = [getattr(r, f"bid_price_{i}") for i in range(1, 11)]
             assert asks == sorted(asks) and bids == sorted(bids, reverse=True)

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 import krfeed
+from krfeed.brokers import sim_appkey, sim_secret
 from krfeed.protocol.messages import DecodeError
 from krfeed.schema.convert import KST
 from krfeed.schema.enums import Direction, OrderStatus, Side
@@ -34,12 +35,12 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def get_token(
-    http: aiohttp.ClientSession, sim: Simulator, appkey: str = "sim-app-1", secret: str = ""
+    http: aiohttp.ClientSession, sim: Simulator, appkey: str = sim_appkey(1), secret: str = ""
 ) -> Frame:
     body = {
         "grant_type": "client_credentials",
         "appkey": appkey,
-        "secretkey": secret or appkey.replace("app", "secret"),
+        "secretkey": secret or sim.credentials[appkey],
     }
     async with http.post(f"{sim.url}/oauth2/token", json=body) as r:
         assert r.status == 200
@@ -153,7 +154,7 @@ async def test_bad_credentials_are_refused(sim: Simulator, http: aiohttp.ClientS
     assert unknown["return_code"] != 0
     assert "[8001:" in unknown["return_msg"]
     assert "token" not in unknown
-    wrong = await get_token(http, sim, "sim-app-1", "sim-secret-2")
+    wrong = await get_token(http, sim, sim_appkey(1), sim_secret(2))
     assert wrong["return_code"] != 0
     assert "[8002:" in wrong["return_msg"]
 
@@ -172,7 +173,7 @@ async def test_bad_token_login_fails_and_closes(
     await ws.close()
     # a revoked token is refused the same way
     tok = await get_token(http, sim)
-    body = {"appkey": "sim-app-1", "secretkey": "sim-secret-1", "token": tok["token"]}
+    body = {"appkey": sim_appkey(1), "secretkey": sim_secret(1), "token": tok["token"]}
     async with http.post(f"{sim.url}/oauth2/revoke", json=body) as r:
         assert (await r.json())["return_code"] == 0
     ws, reply = await login(http, sim, tok["token"])
@@ -185,8 +186,8 @@ async def test_ping_echo_keeps_session_and_silence_disconnects(
     http: aiohttp.ClientSession,
 ) -> None:
     async with Simulator(SimConfig(rate=0, ping_interval=0.2)) as s:
-        good_ws, ok = await login(http, s, (await get_token(http, s, "sim-app-1"))["token"])
-        bad_ws, ok2 = await login(http, s, (await get_token(http, s, "sim-app-2"))["token"])
+        good_ws, ok = await login(http, s, (await get_token(http, s, sim_appkey(1)))["token"])
+        bad_ws, ok2 = await login(http, s, (await get_token(http, s, sim_appkey(2)))["token"])
         assert ok["return_code"] == 0 and ok2["return_code"] == 0
 
         async def echo_pings() -> int:

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 import krfeed
+from krfeed.brokers import sim_appkey
 from krfeed.protocol.kis import AesKey, data_frame
 from krfeed.protocol.messages import DecodeError
 from krfeed.schema.catalog import types
@@ -132,9 +133,9 @@ def test_session_phases_follow_the_clock() -> None:
 
 async def test_auto_trader_lifecycles() -> None:
     async with Simulator(SimConfig(rate=0, fill_delay=0.01)) as sim:
-        auto = AutoTrader(sim.engine, 1.0, lambda: [("kiwoom", "sim-app-1")], seed=1)
+        auto = AutoTrader(sim.engine, 1.0, lambda: [("kiwoom", sim_appkey(1))], seed=1)
         for _ in range(80):
-            auto.one("kiwoom", "sim-app-1")
+            auto.one("kiwoom", sim_appkey(1))
         for _ in range(400):
             book = sim.order_book("kiwoom")
             if all(o["remaining"] == 0 for o in book) and len(book) > 80:
@@ -162,7 +163,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def test_auto_orders_reach_both_brokers(http: aiohttp.ClientSession) -> None:
     async with Simulator(SimConfig(rate=2, auto_orders=40, fill_delay=0.02)) as sim:
         kw = await http.ws_connect(sim.kiwoom_ws_url)
-        await kw.send_str(json.dumps({"trnm": "LOGIN", "token": sim.kiwoom_token("sim-app-1")}))
+        await kw.send_str(json.dumps({"trnm": "LOGIN", "token": sim.kiwoom_token(sim_appkey(1))}))
         reg = {
             "trnm": "REG",
             "grp_no": "1",
@@ -173,7 +174,7 @@ async def test_auto_orders_reach_both_brokers(http: aiohttp.ClientSession) -> No
         kis = await http.ws_connect(sim.kis_ws_url)
         sub = {
             "header": {
-                "approval_key": sim.kis_approval_key("sim-app-2"),
+                "approval_key": sim.kis_approval_key(sim_appkey(2)),
                 "custtype": "P",
                 "tr_type": "1",
                 "content-type": "utf-8",

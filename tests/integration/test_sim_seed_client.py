@@ -9,6 +9,7 @@ import json
 import aiohttp
 import websockets
 
+from krfeed.brokers import sim_appkey, sim_secret
 from krfeed.sim import SimConfig, Simulator
 
 # ---- the sample client from shared/seeds/000_8ac022bb95be1661.txt; only these two change ----
@@ -113,8 +114,8 @@ async def test_seed_sample_client(capsys) -> None:
     async with Simulator(config) as sim, aiohttp.ClientSession() as http:
         body = {
             "grant_type": "client_credentials",
-            "appkey": "sim-app-1",
-            "secretkey": "sim-secret-1",
+            "appkey": sim_appkey(1),
+            "secretkey": sim_secret(1),
         }
         async with http.post(f"{sim.url}/oauth2/token", json=body) as r:
             token = (await r.json())["token"]

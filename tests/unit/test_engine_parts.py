@@ -13,6 +13,7 @@ import pytest
 
 from krfeed import KIS, Kiwoom
 from krfeed.auth import REFRESH_MARGIN, Credential, mask, parse_kst
+from krfeed.brokers import sim_appkey
 from krfeed.config import ConfigError, load_config
 from krfeed.logs import get_logger, register_secret
 from krfeed.queue import BoundedQueue
@@ -186,7 +187,7 @@ def test_config_session_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def test_sim_config_uses_the_simulators_credentials() -> None:
     cfg = load_config(sim="http://127.0.0.1:8765")
-    assert cfg.kiwoom[0].appkey == "sim-app-1"
+    assert cfg.kiwoom[0].appkey == sim_appkey(1)
     assert cfg.kiwoom[0].ws_url == "ws://127.0.0.1:8765/api/dostk/websocket"
     assert cfg.kis[0].ws_url == "ws://127.0.0.1:8765/tryitout"
 

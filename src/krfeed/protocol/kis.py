@@ -27,6 +27,7 @@ from krfeed.protocol.messages import (
     storable,
     unparsable,
 )
+from krfeed.protocol.text import receive_bytes
 from krfeed.records.base import Record
 from krfeed.schema.catalog import types
 from krfeed.schema.compile import (
@@ -184,11 +185,7 @@ class KISCodec:
         if type(frame) is str:
             text = frame
         elif isinstance(frame, bytes | bytearray | memoryview):
-            try:
-                text = bytes(frame).decode("utf-8")
-            except UnicodeDecodeError as e:
-                raw = bytes(frame).decode("utf-8", "replace")
-                return [_err(raw, f"frame is not UTF-8 text ({e.reason})", received_at)]
+            return receive_bytes(self.receive, bytes(frame), received_at)
         else:
             text = frame
         if not text:

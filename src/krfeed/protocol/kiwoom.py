@@ -29,6 +29,7 @@ from krfeed.protocol.messages import (
     storable,
     unparsable,
 )
+from krfeed.protocol.text import receive_bytes
 from krfeed.records.base import Record
 from krfeed.schema.catalog import get_type, types
 from krfeed.schema.compile import (
@@ -172,11 +173,7 @@ class KiwoomCodec:
         if type(frame) is str:
             text = frame
         elif isinstance(frame, bytes | bytearray | memoryview):
-            try:
-                text = bytes(frame).decode("utf-8")
-            except UnicodeDecodeError as e:
-                raw = bytes(frame).decode("utf-8", "replace")
-                return [self._err(raw, f"frame is not UTF-8 text ({e.reason})", received_at)]
+            return receive_bytes(self.receive, bytes(frame), received_at)
         else:
             text = frame
         fast = _real_fast(text, received_at)

@@ -34,12 +34,15 @@ def unparsable(e: BaseException) -> str:
 
 class DecodeError(Message, frozen=True, kw_only=True):
     """A frame (or one entry/record of it) that could not be decoded. Nothing is dropped
-    silently: ``raw`` is the frame exactly as received, ``reason`` says what was wrong."""
+    silently: ``raw`` is the frame exactly as received, ``reason`` says what was wrong.
+    ``raw_bytes`` is the frame's bytes when it was not valid UTF-8 (``raw`` is then its
+    lenient text, see :mod:`krfeed.protocol.text`)."""
 
     raw: str
     reason: str
     received_at: datetime | None = None
     type: str = ""  # the real-time type / TR when known
+    raw_bytes: bytes | None = None
 
 
 class LayoutNotice(Message, frozen=True, kw_only=True):

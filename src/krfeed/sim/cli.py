@@ -79,7 +79,7 @@ def sim_command(
     mock: Annotated[bool, typer.Option("--mock", help="behave like the 모의투자 servers")] = False,
     credentials: Annotated[
         Path | None,
-        typer.Option(help="JSON or TOML table of appkey = secret (replaces sim-app-1..8)"),
+        typer.Option(help="JSON or TOML table of appkey = secret (replaces the default keys 1..8)"),
     ] = None,
     ping_interval: Annotated[
         float, typer.Option("--ping-interval", help="seconds between PING/PINGPONG")
@@ -93,6 +93,14 @@ def sim_command(
         float | None,
         typer.Option("--session-cycle", help="seconds of one simulated trading day"),
     ] = None,
+    legacy_layouts: Annotated[
+        bool,
+        typer.Option(
+            "--legacy-layouts",
+            help="KIS: send the published layouts (46-field H0STCNT0, 59-field H0STASP0, …) "
+            "instead of today's wire",
+        ),
+    ] = False,
     fault: Annotated[
         list[str] | None,
         typer.Option(
@@ -122,6 +130,7 @@ def sim_command(
         credentials=credentials,
         page_size=page_size,
         session_cycle=session_cycle,
+        legacy_layouts=legacy_layouts,
     )
     try:
         config.credential_table()

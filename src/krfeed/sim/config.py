@@ -8,8 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: The default credential table: sim-app-1/sim-secret-1 … sim-app-8/sim-secret-8.
-DEFAULT_CREDENTIALS: dict[str, str] = {f"sim-app-{n}": f"sim-secret-{n}" for n in range(1, 9)}
+from krfeed.brokers import sim_appkey, sim_secret
+
+#: The default credential table: :func:`krfeed.brokers.sim_appkey` N -> ``sim_secret`` N,
+#: N = 1 … 8 (the shapes of real keys: app key 36 characters, secret 180).
+DEFAULT_CREDENTIALS: dict[str, str] = {sim_appkey(n): sim_secret(n) for n in range(1, 9)}
 
 
 @dataclass
@@ -53,6 +56,9 @@ class SimConfig:
     max_queue: int = 10_000
     #: Account events kept for ``Simulator.account_events`` (the oldest are forgotten).
     max_account_events: int = 100_000
+    #: KIS: send the published (oldest known) layout of each TR instead of today's wire
+    #: (e.g. 46-field H0STCNT0 and 59-field H0STASP0 instead of 47 and 63).
+    legacy_layouts: bool = False
     #: Stock codes auto-orders trade (None = the model's built-in universe).
     codes: tuple[str, ...] | None = None
     extra: dict[str, str] = field(default_factory=dict)

@@ -14,6 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from krfeed.protocol.text import CP949, REPLACED, frame_text
+from krfeed.schema.catalog import types
+
 #: action -> {parameter: default}
 ACTIONS: dict[str, dict[str, Any]] = {
     "drop": {},  # abort the TCP connection (no close frame)
@@ -23,6 +26,9 @@ ACTIONS: dict[str, dict[str, Any]] = {
     # the client does not free the appkey either (a reconnect meets OPSP8996 meanwhile)
     "half_open": {"seconds": 5.0, "hold_session": False},
     "malformed": {"count": 1, "rate": 0.0, "seconds": 0.0},  # next N (or a share) of data frames
+    # next N (or a share) of data frames as text frames that are not valid UTF-8, in turn:
+    # CP949 text, a stray byte in a text value, undecodable (see invalid_utf8_frame)
+    "invalid_utf8": {"count": 3, "rate": 0.0, "seconds": 0.0},
     "delay_handshake": {"seconds": 2.0, "count": 1},  # the next N WebSocket handshakes
     "refuse_logins": {"seconds": 5.0},  # Kiwoom LOGIN / KIS approval+subscribe fail
     "expire_tokens": {},  # every issued token / approval key is invalid from now on
@@ -84,7 +90,7 @@ def parse_fault(action: str, params: dict[str, Any]) -> Fault:
         code = out["code"]
         if not (1000 <= code <= 4999) or code in (1004, 1005, 1006, 1015):
             raise ValueError(f"close: {code} is not a close code a server may send")
-    if action == "malformed" and "count" not in params and out["rate"] > 0:
+    if action in ("malformed", "invalid_utf8") and "count" not in params and out["rate"] > 0:
         out["count"] = 0
     return Fault(action, broker, str(appkey) if appkey is not None else None, out)
 
@@ -160,3 +166,72 @@ def malformed_kis(n: int, good: str) -> str:
         lambda: f"0|{tr}|001|" + "^".join(["005930", "256199", *fields[2:]]),  # bad time
     )
     return kinds[n % len(kinds)]()
+
+
+# ---- frames that are not valid UTF-8 ----
+
+#: The Korean text the ``invalid_utf8`` fault writes, CP949-encoded, into a KIS text field.
+CP949_TEXT = "거래정지 해제 예정"
+#: The kinds of ``invalid_utf8`` frames, in the order they are sent.
+INVALID_UTF8_KINDS = ("cp949", "stray_byte", "undecodable")
+
+
+def invalid_utf8_frame(n: int, broker: str, good: str) -> tuple[bytes, str]:
+    """The n-th ``invalid_utf8`` variant of the data frame ``good`` and its kind.
+
+    - ``cp949``: the frame in CP949 — a Kiwoom frame as it is (its ``name`` is Korean); a KIS
+      frame with :data:`CP949_TEXT` in the first text field after the code of every record. The
+      whole frame is valid CP949, so a lenient client decodes every record (and the text).
+    - ``stray_byte``: UTF-8 with a stray 0xFF byte at the end of that text value (Kiwoom: of
+      ``name``): the records decode, the value has a replacement character.
+    - ``undecodable``: 0xFF before the frame: neither UTF-8 nor CP949, and no frame after
+      replacement: a DecodeError carrying these bytes; its records are lost.
+
+    A kind that cannot be made from ``good`` falls back to ``undecodable``.
+    """
+    kind = INVALID_UTF8_KINDS[n % len(INVALID_UTF8_KINDS)]
+    data: bytes | None = None
+    want: str | None = None
+    try:
+        if kind == "cp949":
+            text = _kis_text(good, CP949_TEXT) if broker == "kis" else good
+            data = text.encode("cp949")
+            want = CP949
+        elif kind == "stray_byte":
+            mark = "\x00"  # stands for the stray byte until the text is encoded
+            if broker == "kis":
+                text = _kis_text(good, None, mark)
+            elif '","item"' in good:
+                text = good.replace('","item"', mark + '","item"', 1)
+            else:
+                raise ValueError("no name to carry the byte")
+            data = text.encode("utf-8").replace(b"\x00", b"\xff")
+            want = REPLACED
+        if data is not None and frame_text(data)[1] != want:
+            data = None  # e.g. an all-ASCII frame is valid UTF-8 also in CP949
+    except (UnicodeEncodeError, ValueError):
+        data = None
+    if data is None:
+        return b"\xff" + good.encode("utf-8"), "undecodable"
+    return data, kind
+
+
+def _kis_text(good: str, value: str | None, suffix: str = "") -> str:
+    """``good`` with ``value`` (or the value plus ``suffix``) in the first text field after the
+    code of every record; ValueError when the frame or its TR has no such field."""
+    parts = good.split("|", 3)
+    if len(parts) != 4 or parts[0] != "0" or not parts[2].isdigit():
+        raise ValueError("not a plain KIS data frame")
+    t = types("kis").get(parts[1])
+    n = int(parts[2])
+    fields = parts[3].split("^")
+    if t is None or n < 1 or len(fields) % n:
+        raise ValueError("unknown TR or record count")
+    width = len(fields) // n
+    idx = next((i for i, f in enumerate(t.fields) if i > 0 and f.kind == "text"), -1)
+    if not 0 < idx < width:
+        raise ValueError(f"{parts[1]} has no text field to carry the text")
+    for r in range(n):
+        i = r * width + idx
+        fields[i] = (fields[i] if value is None else value) + suffix
+    return "|".join([*parts[:3], "^".join(fields)])

@@ -1,5 +1,5 @@
-"""KIS side of the simulator: approval key and access token, the WebSocket session at ``/`` and
-``/tryitout``, order-cash / order-rvsecncl / inquire-daily-ccld, and H0STCNI0/9 notices.
+"""KIS side of the simulator: approval key and access token, the WebSocket session (on any path,
+as the real server), order-cash / order-rvsecncl / inquire-daily-ccld, and H0STCNI0/9 notices.
 
 UNVERIFIED choices (no KIS document at hand): REST errors use KIS's gateway shapes
 (``{"error_code": "EGW00103", …}`` with HTTP 403 for credentials, HTTP 500 with ``msg_cd``
@@ -18,7 +18,6 @@ from aiohttp import web
 
 from krfeed.protocol.kis import AesKey, control_reply
 from krfeed.schema.catalog import get_type, types
-from krfeed.schema.compile import encode_kis_fields
 from krfeed.schema.convert import KST
 from krfeed.schema.enums import Correction, NoticeKind, Side
 from krfeed.sim.market import make_record
@@ -440,14 +439,18 @@ def notice_fields(sim: Simulator, ev: OrderEvent, hts_id: str, tr: str) -> list[
         "order_price": o.price,
     }
     rec = make_record(get_type("kis", tr), vals, hts_id, ev.time)
-    return encode_kis_fields(rec)
+    return sim.kis_fields(rec)
 
 
 # ---- the WebSocket session ----
 
 
 def _reply(conn: Conn, tr_id: str, tr_key: str, msg_cd: str, **kw: Any) -> None:
-    conn.control(control_reply(tr_id, tr_key, msg_cd, **kw), msg_cd)
+    # the header says whether the TR's data frames are encrypted; the official client decides
+    # from it (on every reply of that TR) whether to decrypt
+    t = types("kis").get(tr_id)
+    encrypt = "Y" if t is not None and t.encrypted else "N"
+    conn.control(control_reply(tr_id, tr_key, msg_cd, encrypt=encrypt, **kw), msg_cd)
 
 
 def _valid_tr(sim: Simulator, tr_id: str) -> bool:

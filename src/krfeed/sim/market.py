@@ -132,15 +132,19 @@ class Phase:
     kiwoom_215: str  # Kiwoom 0s 215 장운영구분 announced when the phase starts
     kis_hour_cls: str  # KIS HOUR_CLS_CODE (0 장중, A 장후예상, B 장전예상, D 시간외단일가예상)
     kis_mkop: str  # KIS NEW_MKOP_CLS_CODE (UNVERIFIED codes)
+    market_class: MarketSession  # KIS MARKET_CLS_CODE (1 pre, 2 regular, 3 after, 5 closing)
     trades: bool
     auction: bool
     share: float  # fraction of a simulated day
 
 
-PRE_OPEN = Phase("pre_open", MarketSession.PRE_MARKET, "0", "B", "10", False, True, 0.1)
-REGULAR = Phase("regular", MarketSession.REGULAR, "3", "0", "20", True, False, 0.7)
-CLOSING = Phase("closing_auction", MarketSession.REGULAR, "2", "A", "30", False, True, 0.1)
-AFTER_HOURS = Phase("after_hours", MarketSession.POST_MARKET, "4", "D", "40", True, False, 0.1)
+_PRE, _REG, _POST = MarketSession.PRE_MARKET, MarketSession.REGULAR, MarketSession.POST_MARKET
+PRE_OPEN = Phase("pre_open", _PRE, "0", "B", "10", _PRE, False, True, 0.1)
+REGULAR = Phase("regular", _REG, "3", "0", "20", _REG, True, False, 0.7)
+CLOSING = Phase(
+    "closing_auction", _REG, "2", "A", "30", MarketSession.CLOSING_AUCTION, False, True, 0.1
+)
+AFTER_HOURS = Phase("after_hours", _POST, "4", "D", "40", _POST, True, False, 0.1)
 PHASES = (PRE_OPEN, REGULAR, CLOSING, AFTER_HOURS)
 
 
@@ -341,6 +345,15 @@ class Instrument:
     def best_bid(self) -> int:
         return self.bids[0][0]
 
+    def mid(self) -> tuple[int | None, int, int]:
+        """KRX mid price — the middle of the best ask and bid, on the tick grid (rounded down
+        where the middle is half a tick off it) — and the ask and bid quantities resting at it.
+        The model keeps no mid-point orders: a tenth of each best level rests there."""
+        (ap, aq), (bp, bq) = self.asks[0], self.bids[0]
+        if self.index or not ap or not bp:
+            return None, 0, 0
+        return floor_tick((ap + bp) // 2), aq // 10, bq // 10
+
     def sign_of(self, price: int) -> PriceSign:
         if price >= self.upper:
             return PriceSign.LIMIT_UP
@@ -371,6 +384,8 @@ class Instrument:
         lo = self.low if self.low is not None else p
         vwap = self.value // self.volume if self.volume else p
         kiwoom = broker == "kiwoom"
+        mid, mid_ask, mid_bid = self.mid()
+        mid_chg = mid - pc if mid is not None else 0
         v: dict[str, Any] = {
             "_ref": pc,
             "code": self.code,
@@ -490,6 +505,22 @@ class Instrument:
             "overtime_total_ask_qty_change": 0,
             "overtime_total_bid_qty_change": 0,
             "deal_class_code": "01",
+            # KRX mid price (KIS: total at it and the side with more, 1 sell / 2 buy, UNVERIFIED
+            # codes); the model has no NXT book
+            "krx_mid_price": mid if kiwoom or mid is None else Decimal(mid),
+            "krx_mid_total_qty": mid_ask + mid_bid,
+            "krx_mid_side_code": "" if mid is None else "1" if mid_ask > mid_bid else "2",
+            "krx_mid_total_ask_qty": mid_ask,
+            "krx_mid_total_bid_qty": mid_bid,
+            "krx_mid_total_ask_qty_change": 0,
+            "krx_mid_total_bid_qty_change": 0,
+            "krx_mid_change": mid_chg,
+            "krx_mid_change_sign": _sign(mid_chg),
+            "krx_mid_change_rate": pct(mid_chg, pc),
+            "nxt_mid_price": None,
+            "nxt_mid_total_qty": 0,
+            "nxt_mid_side_code": "",
+            "market_class": phase.market_class,
             # VI (Kiwoom 1h)
             "vi_trigger_type": "1" if self.vi_active else "2",
             "market_scope": "101",

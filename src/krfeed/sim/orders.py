@@ -115,13 +115,18 @@ class Holding:
         return self.cost // self.qty if self.qty else 0
 
 
+#: Account names: the mock server's, and placeholder holder names for real mode (made up).
+MOCK_ACCOUNT_NAME = "모의계좌"
+HOLDER_NAMES = ("홍길동", "김민준", "이서연", "박지호", "최수아", "정도윤", "강하은", "윤시우")
+
+
 @dataclass
 class Account:
     broker: str
     appkey: str
     number: str  # Kiwoom 10 digits; KIS CANO (8 digits)
     product: str = "01"  # KIS ACNT_PRDT_CD
-    name: str = "모의계좌"
+    name: str = MOCK_ACCOUNT_NAME
     holdings: dict[str, Holding] = field(default_factory=dict)
 
 
@@ -222,9 +227,16 @@ class OrderEngine:
     """Orders of every account of one simulator, worked against the market model."""
 
     def __init__(
-        self, market: Market, *, seed: int = 1, fill_delay: float = 0.05, tick: float = 0.1
+        self,
+        market: Market,
+        *,
+        seed: int = 1,
+        fill_delay: float = 0.05,
+        tick: float = 0.1,
+        mock: bool = False,
     ) -> None:
         self.market = market
+        self.mock = mock
         self.rng = random.Random(f"krfeed-sim-orders:{seed}")
         self.fill_delay = fill_delay
         self.tick = tick
@@ -246,7 +258,9 @@ class OrderEngine:
             number = f"{5000000000 + h % 100000000:010d}" if broker == "kiwoom" else ""
             if broker == "kis":
                 number = f"{50000000 + h % 10000000:08d}"
-            acct = Account(broker, appkey, number)
+            # a real account is in its holder's name; only the mock server says 모의계좌
+            name = MOCK_ACCOUNT_NAME if self.mock else HOLDER_NAMES[h % len(HOLDER_NAMES)]
+            acct = Account(broker, appkey, number, name=name)
             for code, (name, base) in UNIVERSE.items():
                 acct.holdings[code] = Holding(code, name, 1000, 1000 * base, 1000)
             self.accounts[key] = acct

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import random
@@ -24,13 +25,21 @@ from typing import Any
 import msgspec
 from aiohttp import WSMsgType, web
 
+from krfeed.brokers import sim_appkey
 from krfeed.protocol.kis import AesKey, data_frame
+from krfeed.records.base import Record
 from krfeed.schema.catalog import get_type, types
 from krfeed.schema.compile import encode_kis_fields, encode_kiwoom_values
 from krfeed.schema.convert import KST
 from krfeed.schema.enums import ConditionEvent
 from krfeed.sim.config import SimConfig
-from krfeed.sim.faults import FaultState, malformed_kis, malformed_kiwoom, parse_fault
+from krfeed.sim.faults import (
+    FaultState,
+    invalid_utf8_frame,
+    malformed_kis,
+    malformed_kiwoom,
+    parse_fault,
+)
 from krfeed.sim.market import (
     PHASES,
     UNIVERSE,
@@ -56,6 +65,7 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
 BROKERS = ("kiwoom", "kis")
+SIM_KEY_1 = sim_appkey(1)
 KIWOOM_ACCOUNT_TYPES = frozenset({"00", "04"})
 KIS_NOTICE_TYPES = frozenset({"H0STCNI0", "H0STCNI9"})
 #: Types that carry a trade: sent only for steps that traded.
@@ -152,6 +162,10 @@ class Conn:
         self.malformed_rate = 0.0
         self.malformed_until = 0.0
         self.malformed_n = 0
+        self.invalid_utf8_left = 0
+        self.invalid_utf8_rate = 0.0
+        self.invalid_utf8_until = 0.0
+        self.invalid_utf8_n = 0
         self.closed = False
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -232,14 +246,25 @@ class Conn:
                 sim.counters["silenced_frames"] += 1
                 continue
             text, label, records = out.text, out.label, out.records
+            raw: bytes | None = None
             if out.kind == "data" and self._malformed_now(now):
                 n = self.malformed_n
                 self.malformed_n += 1
                 bad = malformed_kiwoom if self.broker == "kiwoom" else malformed_kis
                 text, label, records = bad(n, text), "malformed", None
                 sim.counters["malformed_sent"] += 1
+            elif out.kind == "data" and self._invalid_utf8_now(now):
+                raw, kind = invalid_utf8_frame(self.invalid_utf8_n, self.broker, text)
+                self.invalid_utf8_n += 1
+                sim.counters["invalid_utf8_sent"] += 1
+                sim.counters[f"invalid_utf8_{kind}"] += 1
+                if kind == "undecodable":
+                    label, records = "invalid_utf8", None
             try:
-                await self.ws.send_str(text)
+                if raw is None:
+                    await self.ws.send_str(text)
+                else:
+                    await self.ws.send_frame(raw, WSMsgType.TEXT)
             except Exception:
                 self.abort()
                 return
@@ -262,6 +287,17 @@ class Conn:
                 self.malformed_rate = 0.0
                 return False
             return self.sim.fault_rng.random() < self.malformed_rate
+        return False
+
+    def _invalid_utf8_now(self, now: float) -> bool:
+        if self.invalid_utf8_left > 0:
+            self.invalid_utf8_left -= 1
+            return True
+        if self.invalid_utf8_rate > 0:
+            if self.invalid_utf8_until and now > self.invalid_utf8_until:
+                self.invalid_utf8_rate = 0.0
+                return False
+            return self.sim.fault_rng.random() < self.invalid_utf8_rate
         return False
 
     async def pinger(self) -> None:
@@ -313,13 +349,17 @@ def _hb_label(broker: str) -> str:
 class Simulator:
     """Both brokers on one port. ``async with Simulator(SimConfig(port=0)) as sim: …``"""
 
-    def __init__(self, config: SimConfig | None = None) -> None:
+    def __init__(
+        self, config: SimConfig | None = None, *, legacy_layouts: bool | None = None
+    ) -> None:
         cfg = config or SimConfig()
+        if legacy_layouts is not None:
+            cfg = dataclasses.replace(cfg, legacy_layouts=legacy_layouts)
         self.config = cfg
         self.credentials = cfg.credential_table()
         self.market = Market(cfg.seed, cfg.session_cycle)
         self.engine = OrderEngine(
-            self.market, seed=cfg.seed, fill_delay=cfg.fill_delay, tick=cfg.tick
+            self.market, seed=cfg.seed, fill_delay=cfg.fill_delay, tick=cfg.tick, mock=cfg.mock
         )
         self.engine.listeners.append(self._on_order_event)
         self.faults = FaultState()
@@ -370,15 +410,15 @@ class Simulator:
         app.router.add_post(f"{trading}/order-cash", self._wrap(kis.order_cash))
         app.router.add_post(f"{trading}/order-rvsecncl", self._wrap(kis.order_rvsecncl))
         app.router.add_get(f"{trading}/inquire-daily-ccld", self._wrap(kis.daily_ccld))
-        app.router.add_get("/", self._root)
-        app.router.add_get("/tryitout", self._ws("kis"))
-        app.router.add_get("/tryitout/{tail:.*}", self._ws("kis"))
         app.router.add_post("/_sim/faults", self._admin_fault)
         app.router.add_get("/_sim/stats", self._admin_stats)
         app.router.add_post("/_sim/bench", self._admin_bench)
         app.router.add_get("/_sim/orders", self._admin_orders)
         app.router.add_get("/_sim/events", self._admin_events)
         app.router.add_get("/_sim/accounts", self._admin_accounts)
+        # the KIS WebSocket on any other path: the real server ignores the path (the official
+        # samples use /tryitout); a plain GET of / describes the simulator
+        app.router.add_get("/{path:.*}", self._root)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port)
@@ -465,16 +505,16 @@ class Simulator:
             return None
         return tok
 
-    def kiwoom_token(self, appkey: str = "sim-app-1") -> str:
+    def kiwoom_token(self, appkey: str = SIM_KEY_1) -> str:
         """Issue a Kiwoom token directly (what POST /oauth2/token would return)."""
         self._known(appkey)
         return self.issue("kiwoom", appkey).value
 
-    def kis_approval_key(self, appkey: str = "sim-app-1") -> str:
+    def kis_approval_key(self, appkey: str = SIM_KEY_1) -> str:
         self._known(appkey)
         return self.issue("kis_approval", appkey).value
 
-    def kis_access_token(self, appkey: str = "sim-app-1") -> str:
+    def kis_access_token(self, appkey: str = SIM_KEY_1) -> str:
         self._known(appkey)
         return self.issue("kis_access", appkey).value
 
@@ -482,7 +522,7 @@ class Simulator:
         if appkey not in self.credentials:
             raise KeyError(f"unknown appkey {appkey!r}")
 
-    def account(self, broker: str, appkey: str = "sim-app-1") -> str:
+    def account(self, broker: str, appkey: str = SIM_KEY_1) -> str:
         """The account number of ``appkey`` (Kiwoom 10 digits, KIS CANO 8 digits)."""
         return self.engine.account(broker, appkey).number
 
@@ -522,6 +562,14 @@ class Simulator:
                     c.malformed_rate = f.num("rate")
                     secs = f.num("seconds")
                     c.malformed_until = now + secs if secs else 0.0
+            affected = len(targets)
+        elif action == "invalid_utf8":
+            for c in targets:
+                c.invalid_utf8_left += int(f.params["count"])
+                if f.num("rate") > 0:
+                    c.invalid_utf8_rate = f.num("rate")
+                    secs = f.num("seconds")
+                    c.invalid_utf8_until = now + secs if secs else 0.0
             affected = len(targets)
         elif action == "delay_handshake":
             self.faults.handshake_delays.append([int(f.params["count"]), f])
@@ -651,6 +699,14 @@ class Simulator:
 
         return h
 
+    def kis_fields(self, rec: Record) -> list[str]:
+        """The wire fields of a KIS record: today's layout, or with ``legacy_layouts`` the
+        published one (the oldest known layout of its TR)."""
+        fields = encode_kis_fields(rec)
+        if self.config.legacy_layouts:
+            return fields[: get_type("kis", rec.type).layouts[0]]
+        return fields
+
     def heartbeat(self, broker: str) -> str:
         if broker == "kiwoom":
             return '{"trnm":"PING"}'
@@ -666,6 +722,8 @@ class Simulator:
     async def _root(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self.serve_ws("kis", request)
+        if request.path != "/":
+            return web.json_response({"error": "not found", "path": request.path}, status=404)
         return web.json_response(
             {
                 "name": "krfeed sim",
@@ -836,7 +894,7 @@ class Simulator:
             enc = cache.get(key)
             if enc is None:
                 rec = market_record(c.broker, typ, inst, item, now, phase)
-                enc = encode_kiwoom_values(rec) if c.broker == "kiwoom" else encode_kis_fields(rec)
+                enc = encode_kiwoom_values(rec) if c.broker == "kiwoom" else self.kis_fields(rec)
                 cache[key] = enc
             pending[c].append((typ, item, enc))
 
@@ -1003,7 +1061,7 @@ class Simulator:
             inst = self.market.instrument(code)
             inst.step(now, phase)
             rec = market_record(broker, typ, inst, code, now, phase)
-            enc = encode_kiwoom_values(rec) if broker == "kiwoom" else encode_kis_fields(rec)
+            enc = encode_kiwoom_values(rec) if broker == "kiwoom" else self.kis_fields(rec)
             pool.append((code, enc))
 
         def frame(start: int, n: int) -> Out:
