@@ -101,6 +101,15 @@ def sim_command(
             "instead of today's wire",
         ),
     ] = False,
+    unknown_fields: Annotated[
+        int,
+        typer.Option(
+            "--unknown-fields",
+            min=0,
+            help="KIS: append N values no known layout declares to every record (a wire "
+            "ahead of krfeed)",
+        ),
+    ] = 0,
     fault: Annotated[
         list[str] | None,
         typer.Option(
@@ -131,6 +140,7 @@ def sim_command(
         page_size=page_size,
         session_cycle=session_cycle,
         legacy_layouts=legacy_layouts,
+        unknown_fields=unknown_fields,
     )
     try:
         config.credential_table()

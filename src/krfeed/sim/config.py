@@ -59,6 +59,9 @@ class SimConfig:
     #: KIS: send the published (oldest known) layout of each TR instead of today's wire
     #: (e.g. 46-field H0STCNT0 and 59-field H0STASP0 instead of 47 and 63).
     legacy_layouts: bool = False
+    #: KIS: append this many values no known layout declares to every record ("U1", "U2", …):
+    #: a wire ahead of krfeed's declarations, as after a KIS notice.
+    unknown_fields: int = 0
     #: Stock codes auto-orders trade (None = the model's built-in universe).
     codes: tuple[str, ...] | None = None
     extra: dict[str, str] = field(default_factory=dict)

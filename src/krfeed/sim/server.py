@@ -704,7 +704,9 @@ class Simulator:
         published one (the oldest known layout of its TR)."""
         fields = encode_kis_fields(rec)
         if self.config.legacy_layouts:
-            return fields[: get_type("kis", rec.type).layouts[0]]
+            fields = fields[: get_type("kis", rec.type).layouts[0]]
+        if self.config.unknown_fields:
+            fields += [f"U{i}" for i in range(1, self.config.unknown_fields + 1)]
         return fields
 
     def heartbeat(self, broker: str) -> str:
