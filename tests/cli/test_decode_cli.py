@@ -301,3 +301,41 @@ def test_decode_kiwoom_decimals_are_json_numbers() -> None:
     assert rec["market_session"] == "regular"
     assert rec["trade_value_change"] == -22041267850
     kst_time(rec["trade_time"], "165208")
+
+
+def _captured(name: str) -> str:
+    path = Path(__file__).resolve().parent.parent / "fixtures" / "captured" / "kis_frames.json"
+    (frame,) = [
+        x["frame"] for x in json.loads(path.read_text(encoding="utf-8")) if x["name"] == name
+    ]
+    return str(frame)
+
+
+def test_decode_date_puts_a_2023_capture_on_2023() -> None:
+    # H0STCNT0 captured on 2023-03-24 (gobenpark/kinvest-go): its times are on its business date
+    # with or without --date; H0STPGM0 (KIS's example) carries no date: --date places it.
+    cnt = _captured("kis_h0stcnt0_46_kinvest_go_20230324")
+    pgm = _captured("kis_h0stpgm0_official_example")
+    r = krfeed("decode", "kis", "--date", "20230324", stdin=cnt + "\n" + pgm + "\n")
+    assert r.returncode == 0, r.stderr
+    trade, program = json_lines(r.stdout)
+    assert trade["time"] == "2023-03-24T11:26:16+09:00"
+    assert trade["business_date"] == "2023-03-24"
+    assert program["time"] == "2023-03-24T09:22:37+09:00"
+    r = krfeed("decode", "kis", stdin=cnt + "\n")
+    assert json_lines(r.stdout)[0]["time"] == "2023-03-24T11:26:16+09:00"
+
+
+def test_decode_bad_date_is_one_sentence() -> None:
+    r = krfeed("decode", "kis", "--date", "2023-03-24", stdin="")
+    assert r.returncode == 2
+    assert "'2023-03-24' is not a date as YYYYMMDD" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_decode_reports_a_longer_layout_once() -> None:
+    frame = _captured("kis_h0stcnt0_50_built_unknown_trailing")
+    r = krfeed("decode", "kis", stdin=f"{frame}\n{frame}\n")
+    assert r.returncode == 0
+    assert [x["extra"] for x in json_lines(r.stdout)] == [["X1", "X2", "X3"]] * 2
+    assert r.stderr.count("records carry 50 fields") == 1
