@@ -112,6 +112,33 @@ class SessionFailed(Event, frozen=True, kw_only=True):
     code: str = ""
 
 
+class ConditionWatched(Event, frozen=True, kw_only=True):
+    """A Kiwoom real-time condition search (조건검색) started: ``codes`` match it now; type 02
+    records (entered / left) follow in the stream."""
+
+    seq: str
+    name: str = ""
+    codes: tuple[str, ...] = ()
+
+
+class ConditionRestored(Event, frozen=True, kw_only=True):
+    """A condition search was requested again after a reconnect: ``codes`` match it now.
+    ``entered`` / ``left`` are what changed while the connection was down; a 02 record for
+    each follows (with no ``event_time``: krfeed made them from the difference)."""
+
+    seq: str
+    codes: tuple[str, ...] = ()
+    entered: tuple[str, ...] = ()
+    left: tuple[str, ...] = ()
+
+
+class ConditionUnwatched(Event, frozen=True, kw_only=True):
+    """A real-time condition search ended (CNSRCLR, or refused when restored)."""
+
+    seq: str
+    reason: str = ""
+
+
 ControlEvent = (
     Connected
     | LoggedIn
@@ -125,10 +152,16 @@ ControlEvent = (
     | Dropped
     | LayoutChanged
     | SessionFailed
+    | ConditionWatched
+    | ConditionRestored
+    | ConditionUnwatched
     | DecodeError
 )
 
 __all__ = [
+    "ConditionRestored",
+    "ConditionUnwatched",
+    "ConditionWatched",
     "Connected",
     "ControlEvent",
     "DecodeError",

@@ -23,6 +23,13 @@ from typing import Any, TypeVar, overload
 import aiohttp
 
 from krfeed.brokers import KIS, BrokerConfig, Kiwoom
+from krfeed.conditions import (
+    Condition,
+    ConditionLimits,
+    ConditionMatch,
+    ConditionWatch,
+    manager_for,
+)
 from krfeed.errors import SubscriptionError
 from krfeed.events import Dropped, Event
 from krfeed.logs import get_logger
@@ -103,6 +110,8 @@ class Feed:
         self._latency = _Latency()
         self._t0 = time.monotonic()
         self.subscriptions: dict[tuple[str, str, str], Subscription] = {}
+        #: Kiwoom condition search limits (see :mod:`krfeed.conditions`)
+        self.condition_limits = ConditionLimits()
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -143,6 +152,9 @@ class Feed:
         if self._closed:
             return
         self._closed = True
+        for s in self.sessions:
+            if isinstance(s, KiwoomSession) and s.cond is not None:
+                await s.cond.close()
         if self.sessions:
             await asyncio.gather(
                 *(s.close(timeout=max(0.5, timeout - 1)) for s in self.sessions),
@@ -330,6 +342,28 @@ class Feed:
             if c not in out:
                 out.append(c)
         return out
+
+    # ---- Kiwoom condition search (조건검색): krfeed.conditions ----
+
+    async def conditions(self, *, session: str | None = None) -> list[Condition]:
+        """The saved conditions (CNSRLST) of a Kiwoom session (the first, or ``session``)."""
+        await self.start()
+        return await manager_for(self, session).saved()
+
+    async def search(self, seq: str | int, *, session: str | None = None) -> list[ConditionMatch]:
+        """The stocks matching condition ``seq`` now (CNSRREQ one-off, every page)."""
+        await self.start()
+        return await manager_for(self, session).search(seq)
+
+    async def watch(self, seq: str | int, *, session: str | None = None) -> ConditionWatch:
+        """Follow condition ``seq`` in real time: the current matches, then 02 records in the
+        stream (restored after reconnects). Raises ConditionError beyond the limits."""
+        await self.start()
+        return await manager_for(self, session).watch(seq)
+
+    async def unwatch(self, seq: str | int, *, session: str | None = None) -> None:
+        """Stop following condition ``seq`` (CNSRCLR)."""
+        await manager_for(self, session).unwatch(seq)
 
     # ---- delivery (EventSink for the sessions) ----
 

@@ -66,6 +66,8 @@ if TYPE_CHECKING:
     #: the client socket hands text frames over as bytes (``decode_text=False``)
     _WebSocket = aiohttp.ClientWebSocketResponse[Literal[False]]
 
+    from krfeed.conditions import ConditionManager
+
 log = get_logger("krfeed.session")
 
 
@@ -308,6 +310,13 @@ class Session:
         if sent:
             self._queue_unsubscribe(sent)
         return gone
+
+    def send_frame(self, frame: str) -> bool:
+        """Queue a frame of one's own (paced with the subscriptions); False when not connected."""
+        if not self._ready or self._ops is None:
+            return False
+        self._ops.put_nowait((frame, _nothing))
+        return True
 
     async def close(self, timeout: float = 3.0) -> None:
         """Unsubscribe politely (best effort), close the socket, stop the task."""
@@ -778,6 +787,8 @@ class KiwoomSession(Session):
         self._token_retried = False
         self._login_token = ""
         self._groups: dict[str, set[str]] = {}
+        #: condition search (조건검색), made on first use: krfeed.conditions
+        self.cond: ConditionManager | None = None
 
     async def _credential(self, renew: bool = False) -> str:
         return await (self.token.renew() if renew else self.token.get())
@@ -792,6 +803,8 @@ class KiwoomSession(Session):
     def _reset_connection_state(self) -> None:
         self._reg_fifo.clear()
         self._remove_fifo.clear()
+        if self.cond is not None:
+            self.cond.on_lost()
 
     def _assign(self, subs: list[Subscription]) -> None:
         cap = self.config.max_items_per_group
@@ -850,6 +863,8 @@ class KiwoomSession(Session):
             if msg.ok:
                 self._token_retried = False
                 self._became_ready()
+                if self.cond is not None:
+                    self.cond.on_ready()
                 return
             self._auth_failures += 1
             why = f"LOGIN refused: {msg.message} (return_code {msg.return_code})"
@@ -898,6 +913,9 @@ class KiwoomSession(Session):
                         )
                 elif s.removing:
                     self._removed(s)
+            return
+        if self.cond is not None and self.cond.handles(msg):
+            self.cond.on_message(msg)
             return
         if isinstance(msg, SystemMessage):
             if msg.code == "R10001":
@@ -1037,6 +1055,10 @@ class KISSession(Session):
         elif s.removing:
             # OPSP0001, or OPSP0003 "not found": either way it is not registered now.
             self._removed(s)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _bind(fn: Callable[[list[Subscription]], None], subs: list[Subscription]) -> Callable[[], None]:

@@ -17,7 +17,7 @@ from krfeed.protocol.messages import DecodeError
 from krfeed.schema.convert import KST
 from krfeed.schema.enums import Direction, OrderStatus, Side
 from krfeed.sim import SimConfig, Simulator
-from krfeed.sim.market import UNIVERSE, on_grid, tick_size
+from krfeed.sim.market import UNIVERSE, floor_tick, on_grid, tick_size
 
 Frame = dict[str, Any]
 
@@ -648,11 +648,27 @@ async def test_inquiries_agree_with_events_and_page(
 
 
 async def test_condition_search(sim: Simulator, http: aiohttp.ClientSession) -> None:
+    from krfeed.sim.conditions import set_price
+
+    for code in ("005930", "000660", "035720", "051910"):  # up 5 %: in condition 0 (+3 %)
+        inst = sim.market.instrument(code)
+        set_price(sim.market, code, floor_tick(inst.prev_close * 105 // 100))
     ws, _ = await login(http, sim, (await get_token(http, sim))["token"])
+    # ka10173: the list must come first on the connection
+    await ws.send_str(
+        json.dumps({"trnm": "CNSRREQ", "seq": "0", "search_type": "1", "stex_tp": "K"})
+    )
+    early = await recv(ws)
+    assert (
+        early["trnm"] == "CNSRREQ"
+        and early["return_code"] == 1
+        and "CNSRLST" in early["return_msg"]
+    )
     await ws.send_str(json.dumps({"trnm": "CNSRLST"}))
     lst = await recv(ws)
     assert lst["trnm"] == "CNSRLST" and lst["return_code"] == 0 and len(lst["data"]) == 5
-    seq = lst["data"][1][0]
+    assert lst["data"][0] == ["0", "당일 3% 이상 상승"]
+    seq = lst["data"][0][0]
     req = {
         "trnm": "CNSRREQ",
         "seq": seq,
@@ -666,16 +682,48 @@ async def test_condition_search(sim: Simulator, http: aiohttp.ClientSession) -> 
     assert first["trnm"] == "CNSRREQ" and first["cont_yn"] == "Y" and len(first["data"]) == 3
     await ws.send_str(json.dumps({**req, "cont_yn": "Y", "next_key": first["next_key"]}))
     second = await recv(ws)
-    assert {r["9001"] for r in second["data"]}.isdisjoint({r["9001"] for r in first["data"]})
+    assert second["cont_yn"] == "N" and second["next_key"] == ""
+    rows = first["data"] + second["data"]
+    assert [r["9001"] for r in rows] == ["A005930", "A000660", "A035720", "A051910"]
+    samsung = next(r for r in rows if r["9001"] == "A005930")
+    # ka10172 layout: 9-character zero-padded numbers, 등락율 in thousandths of a percent
+    assert samsung == {
+        "9001": "A005930",
+        "302": "삼성전자",
+        "10": "000074500",
+        "25": "2",
+        "11": "000003500",
+        "12": "000004930",
+        "13": "000000001",
+        "16": "000074500",
+        "17": "000074500",
+        "18": "000074500",
+    }
+    await ws.send_str(json.dumps({**req, "seq": "77"}))
+    unknown = await recv(ws)
+    assert unknown["return_code"] == 1 and unknown["return_msg"] == "조건검색식이 존재하지 않습니다"
     await ws.send_str(
         json.dumps({"trnm": "CNSRREQ", "seq": seq, "search_type": "1", "stex_tp": "K"})
     )
     live = await recv(ws)
-    assert live["return_code"] == 0 and all(d["jmcode"].startswith("A") for d in live["data"])
+    assert live["return_code"] == 0 and live["seq"] == seq
+    assert [d["jmcode"] for d in live["data"]] == [r["9001"] for r in rows]
+    set_price(sim.market, "000660", sim.market.instrument("000660").prev_close)
     frames = await collect(ws, lambda fs: any(f["trnm"] == "REAL" for f in fs))
+    real = next(f for f in frames if f["trnm"] == "REAL")
+    entry = real["data"][0]
+    assert entry["type"] == "02" and entry["item"] == "000660"
+    assert set(entry["values"]) == {"841", "9001", "843", "20", "907"}
+    assert entry["values"]["843"] == "D" and entry["values"]["9001"] == "000660"
     hit = records(frames)[0]
-    assert hit.type == "02" and hit.condition_seq == seq and hit.code in UNIVERSE
+    assert hit.type == "02" and hit.condition_seq == seq and hit.code == "000660"
     await ws.send_str(json.dumps({"trnm": "CNSRCLR", "seq": seq}))
     clr = await collect(ws, lambda fs: any(f["trnm"] == "CNSRCLR" for f in fs))
-    assert clr[-1]["return_code"] == 0
+    assert {k: v for k, v in clr[-1].items() if k != "_raw"} == {
+        "trnm": "CNSRCLR",
+        "seq": seq,
+        "return_code": 0,
+        "return_msg": "",
+    }
+    assert not sim.condition_book.watching()
     await ws.close()

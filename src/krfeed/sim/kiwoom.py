@@ -20,7 +20,7 @@ from krfeed.schema.catalog import get_type, types
 from krfeed.schema.compile import encode_kiwoom_values
 from krfeed.schema.convert import KST
 from krfeed.schema.enums import ENUM_KINDS, Exchange, Side
-from krfeed.sim.market import UNIVERSE, make_record, pct
+from krfeed.sim.market import make_record, pct
 from krfeed.sim.orders import Order, OrderError, OrderEvent, order_type
 
 if TYPE_CHECKING:
@@ -726,102 +726,16 @@ def _remove(sim: Simulator, conn: Conn, msg: dict[str, Any]) -> None:
     conn.control({"trnm": "REMOVE", "return_code": 0, "return_msg": ""}, "REMOVE")
 
 
-CONDITIONS = [
-    ("0", "골든크로스"),
-    ("1", "거래량급증"),
-    ("2", "신고가"),
-    ("3", "저PER"),
-    ("4", "외인순매수"),
-]
-
-
-def _condition_codes(seq: str) -> list[str]:
-    codes = list(UNIVERSE)
-    n = int(seq) if seq.isdigit() else len(seq)
-    return [c for i, c in enumerate(codes) if (i + n) % 3 != 0]
-
-
 def _cnsrlst(sim: Simulator, conn: Conn, msg: dict[str, Any]) -> None:
-    conn.control(
-        {
-            "trnm": "CNSRLST",
-            "return_code": 0,
-            "return_msg": "",
-            "data": [[s, n] for s, n in CONDITIONS],
-        },
-        "CNSRLST",
-    )
+    sim.condition_book.on_list(sim, conn, msg)
 
 
 def _cnsrreq(sim: Simulator, conn: Conn, msg: dict[str, Any]) -> None:
-    seq = str(msg.get("seq") or "").strip()
-    if seq not in {s for s, _ in CONDITIONS}:
-        conn.control(
-            {"trnm": "CNSRREQ", "seq": seq, "return_code": 1, "return_msg": "조건식이 없습니다"},
-            "CNSRREQ",
-        )
-        return
-    codes = _condition_codes(seq)
-    if str(msg.get("search_type", "0")).strip() == "1":
-        conn.conditions.add(seq)
-        conn.control(
-            {
-                "trnm": "CNSRREQ",
-                "seq": seq,
-                "return_code": 0,
-                "return_msg": "",
-                "data": [{"jmcode": "A" + c} for c in codes],
-            },
-            "CNSRREQ",
-        )
-        return
-    size = max(1, sim.config.page_size)
-    start = 0
-    if str(msg.get("cont_yn", "N")).strip().upper() == "Y":
-        key = str(msg.get("next_key") or "").strip()
-        start = int(key) if key.isdigit() else 0
-    page = codes[start : start + size]
-    more = start + size < len(codes)
-    rows = []
-    for c in page:
-        inst = sim.market.instrument(c)
-        chg = inst.price - inst.prev_close
-        rows.append(
-            {
-                "9001": "A" + c,
-                "302": inst.name,
-                "10": f"{inst.price:09d}",
-                "25": {"up": "2", "down": "5", "flat": "3", "limit_up": "1", "limit_down": "4"}[
-                    inst.sign_of(inst.price).value
-                ],
-                "11": f"{chg:+09d}" if chg < 0 else f"{chg:09d}",
-                "12": f"{int(pct(chg, inst.prev_close) * 100):+09d}"
-                if chg < 0
-                else f"{int(pct(chg, inst.prev_close) * 100):09d}",
-                "13": f"{inst.volume:09d}",
-                "16": f"{inst.open or inst.price:09d}",
-                "17": f"{inst.high or inst.price:09d}",
-                "18": f"{inst.low or inst.price:09d}",
-            }
-        )
-    conn.control(
-        {
-            "trnm": "CNSRREQ",
-            "seq": seq,
-            "cont_yn": "Y" if more else "N",
-            "next_key": str(start + size) if more else "",
-            "return_code": 0,
-            "return_msg": "",
-            "data": rows,
-        },
-        "CNSRREQ",
-    )
+    sim.condition_book.on_request(sim, conn, msg)
 
 
 def _cnsrclr(sim: Simulator, conn: Conn, msg: dict[str, Any]) -> None:
-    seq = str(msg.get("seq") or "").strip()
-    conn.conditions.discard(seq)
-    conn.control({"trnm": "CNSRCLR", "seq": seq, "return_code": 0, "return_msg": ""}, "CNSRCLR")
+    sim.condition_book.on_clear(sim, conn, msg)
 
 
 _HANDLERS: dict[str, Callable[[Simulator, Conn, dict[str, Any]], None]] = {

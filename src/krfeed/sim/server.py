@@ -31,7 +31,7 @@ from krfeed.records.base import Record
 from krfeed.schema.catalog import get_type, types
 from krfeed.schema.compile import encode_kis_fields, encode_kiwoom_values
 from krfeed.schema.convert import KST
-from krfeed.schema.enums import ConditionEvent
+from krfeed.sim.conditions import ConditionBook
 from krfeed.sim.config import SimConfig
 from krfeed.sim.faults import (
     FaultState,
@@ -42,7 +42,6 @@ from krfeed.sim.faults import (
 )
 from krfeed.sim.market import (
     PHASES,
-    UNIVERSE,
     Instrument,
     Market,
     Phase,
@@ -148,9 +147,8 @@ class Conn:
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
-        # Kiwoom: grp_no -> {(type, item)}; real-time condition searches by seq
+        # Kiwoom: grp_no -> {(type, item)} (condition searches: Simulator.condition_book)
         self.groups: dict[str, set[tuple[str, str]]] = {}
-        self.conditions: set[str] = set()
         # KIS: (tr_id, tr_key) -> key of that subscription; tr_id -> (key, iv) of this session
         self.kis_subs: dict[tuple[str, str], AesKey] = {}
         self.kis_keys: dict[str, tuple[str, str]] = {}
@@ -363,6 +361,8 @@ class Simulator:
         )
         self.engine.listeners.append(self._on_order_event)
         self.faults = FaultState()
+        #: saved condition searches (조건검색식); replace before clients use them to test others
+        self.condition_book = ConditionBook()
         self.fault_rng = random.Random(f"krfeed-sim-faults:{cfg.seed}")
         self.conns: dict[int, Conn] = {}
         self._next_conn = 0
@@ -395,7 +395,7 @@ class Simulator:
     # ---- lifecycle ----
 
     async def start(self) -> None:
-        from krfeed.sim import kis, kiwoom
+        from krfeed.sim import conditions, kis, kiwoom
 
         app = web.Application()
         app.router.add_post("/oauth2/token", self._wrap(kiwoom.token))
@@ -416,6 +416,7 @@ class Simulator:
         app.router.add_get("/_sim/orders", self._admin_orders)
         app.router.add_get("/_sim/events", self._admin_events)
         app.router.add_get("/_sim/accounts", self._admin_accounts)
+        app.router.add_get("/_sim/conditions", self._wrap(conditions.admin))
         # the KIS WebSocket on any other path: the real server ignores the path (the official
         # samples use /tryitout); a plain GET of / describes the simulator
         app.router.add_get("/{path:.*}", self._root)
@@ -867,7 +868,7 @@ class Simulator:
                 self._announce_phase(PHASES[i % len(PHASES)], now, pending)
             self._last_phase = phase
         subs = self._subscribers()
-        active = sorted(set(subs) | self.engine.open_codes())
+        active = sorted(set(subs) | self.engine.open_codes() | set(self.condition_book.codes()))
         lam = self.config.rate * dt
         for code in active:
             inst = self.market.instrument(code)
@@ -875,7 +876,7 @@ class Simulator:
                 inst.step(now, phase)
                 if code in subs:
                     self._collect(inst, subs[code], now, phase, pending)
-        self._conditions(now, lam, pending)
+        self.condition_book.tick(self, now, pending)
         self._flush(pending)
 
     def _collect(
@@ -922,33 +923,6 @@ class Simulator:
             now,
         )
         return encode_kiwoom_values(rec)
-
-    def _conditions(
-        self, now: datetime, lam: float, pending: dict[Conn, list[tuple[str, str, Any]]]
-    ) -> None:
-        t = get_type("kiwoom", "02")
-        for c in self.conns.values():
-            if c.closed or not c.conditions:
-                continue
-            for seq in sorted(c.conditions):
-                if self._steps.random() >= lam * 0.2:
-                    continue
-                codes = list(UNIVERSE)
-                code = codes[self._steps.randrange(len(codes))]
-                event = ConditionEvent.ENTER if self._steps.random() < 0.5 else ConditionEvent.EXIT
-                rec = make_record(
-                    t,
-                    {
-                        "condition_seq": seq,
-                        "code": code,
-                        "condition_event": event,
-                        "event_time": now,
-                        "side": "2",
-                    },
-                    code,
-                    now,
-                )
-                pending[c].append(("02", code, encode_kiwoom_values(rec)))
 
     def _flush(self, pending: dict[Conn, list[tuple[str, str, Any]]]) -> None:
         batch = max(1, self.config.max_batch)
