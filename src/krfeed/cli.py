@@ -594,6 +594,10 @@ from krfeed.orders.cli import orders_command  # noqa: E402
 
 app.command("orders")(orders_command)
 
+from krfeed.conditions_cli import conditions_app  # noqa: E402
+
+app.add_typer(conditions_app, name="conditions")
+
 
 def main() -> None:
     app()
