@@ -27,12 +27,13 @@ from .helpers import FAST, wait_for
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator(SimConfig(rate=20, page_size=3)) as s:
+    async with Simulator(SimConfig(rate=10, page_size=3)) as s:
         yield s
 
 
-def up(sim: Simulator, code: str, percent: int = 5) -> int:
-    """Trade ``code`` at +percent % (on the tick grid); returns the price."""
+def up(sim: Simulator, code: str, percent: int = 10) -> int:
+    """Trade ``code`` at +percent % (on the tick grid; far enough above +3 % that the random
+    walk does not take it out during a test); returns the price."""
     inst = sim.market.instrument(code)
     price = floor_tick(inst.prev_close * (100 + percent) // 100)
     set_price(sim.market, code, price)
@@ -104,7 +105,7 @@ async def test_list_search_watch_unwatch(sim: Simulator) -> None:
 
         # the simulator's market moves two stocks across the condition
         back(sim, "000660")
-        up(sim, "068270", 6)
+        up(sim, "068270", 11)
         await wait_for(lambda: len(reader.hits("0")) >= 2)
         hits = reader.hits("0")
         assert [(h.code, h.condition_event) for h in hits] == [
@@ -173,7 +174,7 @@ async def test_reconnect_restores_the_set(sim: Simulator) -> None:
         # while the client is away the market moves: one stock leaves, two enter
         back(sim, "000660")
         up(sim, "005930")
-        up(sim, "005490", 7)
+        up(sim, "005490", 12)
         await wait_for(lambda: bool(reader.of(Reconnected)))
         await wait_for(lambda: len(reader.of(ConditionRestored)) == 2)
         assert sim.connections_total["kiwoom"] == before + 1

@@ -158,6 +158,18 @@ EVENT_SAMPLES: list[Any] = [
         message="kis H0STCNT0: records carry 50 fields",
     ),
     events.SessionFailed(broker="kiwoom", session="kiwoom#1", reason="R10001", code="R10001"),
+    events.ConditionWatched(
+        broker="kiwoom", session="kiwoom#1", seq="4", name="조건5", codes=("005930", "000660")
+    ),
+    events.ConditionRestored(
+        broker="kiwoom",
+        session="kiwoom#1",
+        seq="4",
+        codes=("005930", "035720"),
+        entered=("035720",),
+        left=("000660",),
+    ),
+    events.ConditionUnwatched(broker="kiwoom", session="kiwoom#1", seq="4", reason="unwatched"),
     DecodeError(
         broker="kis",
         raw="0|H0STPGM0|002|…",
