@@ -280,6 +280,7 @@ class ConditionManager:
         self._conn = 0
         self._listed_on = -1
         self._last_sent = 0.0
+        self._pacing = False
         self._restore: asyncio.Task[None] | None = None
         self._receive = session.codec.receive
         if session.connected:
@@ -432,6 +433,13 @@ class ConditionManager:
                         return reply
         except TimeoutError:
             what = f"{trnm} {seq}".strip()
+            if self._pacing:
+                self._pacing = False
+                raise ConditionError(
+                    f"condition requests are paced at one per {self.limits.request_interval:g}s "
+                    f"(ConditionLimits.request_interval) and {what} did not get its turn "
+                    f"within {timeout:g}s"
+                ) from None
             if not self._ready.is_set():
                 raise ConditionError(
                     f"the Kiwoom session {self.session.name} was not connected within "
@@ -455,9 +463,12 @@ class ConditionManager:
         self, trnm: str, seq: str, frame: str, apply: Callable[[Any], None] | None
     ) -> ConditionList | ConditionResult | None:
         """One request and its answer on the current connection (None: it dropped)."""
+        self._pacing = False
         wait = self._last_sent + self.limits.request_interval - time.monotonic()
         if wait > 0:
+            self._pacing = True  # stays set when the caller's timeout ends the wait
             await asyncio.sleep(wait)
+            self._pacing = False
         if not self._ready.is_set():
             return None
         conn = self._conn

@@ -240,3 +240,15 @@ async def test_requests_wait_for_the_connection() -> None:
         async with Feed(bad, options=FAST) as feed:
             with pytest.raises(ConditionError, match="session kiwoom#1 stopped"):
                 await feed.conditions()
+
+
+async def test_requests_are_paced(sim: Simulator) -> None:
+    async with Feed(Kiwoom.sim(sim.url, 1), options=FAST) as feed:
+        feed.condition_limits.request_interval = 60.0
+        feed.condition_limits.timeout = 0.5
+        assert len(await feed.conditions()) == 5
+        sent = sim.frames_sent["kiwoom"]["CNSRLST"]
+        with pytest.raises(ConditionError, match="paced at one per 60s"):
+            await feed.search("0")
+        assert sim.frames_sent["kiwoom"]["CNSRLST"] == sent  # nothing more went out
+        assert sim.frames_sent["kiwoom"]["CNSRREQ"] == 0
