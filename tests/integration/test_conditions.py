@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from krfeed import Feed, Kiwoom, Reconnected
+from krfeed.brokers import sim_appkey
 from krfeed.conditions import ConditionError, ConditionSet
 from krfeed.events import ConditionRestored, ConditionUnwatched, ConditionWatched
 from krfeed.records.kiwoom import ConditionHit
@@ -133,7 +134,7 @@ async def test_list_search_watch_unwatch(sim: Simulator) -> None:
         # a moving condition: the consumer's set follows the simulator's evaluation
         w3 = await feed.watch("3")
         assert len(reader.hits("3")) == 0
-        conn = sim.kiwoom_sessions["sim-app-1"]
+        conn = sim.kiwoom_sessions[sim_appkey(1)]
         await wait_for(lambda: len(reader.hits("3")) >= 6, timeout=20)
         await wait_for(lambda: reader.sets.codes("3") == book.reported(conn, "3"), timeout=10)
         got = reader.hits("3")
@@ -191,7 +192,7 @@ async def test_reconnect_restores_the_set(sim: Simulator) -> None:
         ]
         assert reader.sets.codes("0") == w.codes == set(book.matches(sim.market, "0"))
         # the simulator re-registered both on the new connection, after the list
-        conn = sim.kiwoom_sessions["sim-app-1"]
+        conn = sim.kiwoom_sessions[sim_appkey(1)]
         assert book.reported(conn, "0") == w.codes
         await wait_for(lambda: reader.sets.codes("3") == book.reported(conn, "3"), timeout=10)
         assert w3.active and w3.conn == w.conn == 2
@@ -236,7 +237,7 @@ async def test_requests_wait_for_the_connection() -> None:
             conds = await feed.conditions()  # answered once a login succeeds
             assert len(conds) == 5
     async with Simulator(SimConfig()) as sim:
-        bad = Kiwoom("sim-app-1", "not-the-secret", rest_url=sim.url)
+        bad = Kiwoom(sim_appkey(1), "not-the-secret", rest_url=sim.url)
         async with Feed(bad, options=FAST) as feed:
             with pytest.raises(ConditionError, match="session kiwoom#1 stopped"):
                 await feed.conditions()
