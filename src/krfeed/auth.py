@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from krfeed.errors import AuthError, KrfeedError, TransientError
+from krfeed.errors import AuthError, KrfeedError, TransientError, network_reason
 from krfeed.logs import get_logger, register_secret
 from krfeed.schema.convert import KST
 
@@ -145,7 +145,7 @@ class _Issuer:
                 return resp.status, data
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             raise TransientError(
-                f"{self.kind} request to {url} failed: {type(e).__name__}"
+                f"{self.kind} request to {url} failed: {network_reason(e)}"
             ) from None
 
     # Disk cache (optional, 0600): survives restarts so a restart doesn't re-issue.

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from krfeed.schema.catalog import BROKERS, UnknownType, get_type, types
@@ -18,16 +19,47 @@ from krfeed.schema.core import BASE_KINDS
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="Real-time feeds of Korean brokers (Kiwoom REST API, KIS Open API).",
 )
 err = Console(stderr=True)
 
 
+def say(message: str) -> None:
+    """One line to stderr, on one line however long (rich would wrap at 80 columns when
+    piped) and printed as is (no rich markup: ``[kiwoom]`` stays)."""
+    err.print(escape(message), highlight=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one clear sentence to stderr and return the Exit to raise."""
-    # soft_wrap: one line however long (rich would wrap at 80 columns when piped)
-    err.print(f"[bold red]krfeed:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]krfeed:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from krfeed import __version__
+
+        sys.stdout.write(f"krfeed {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """Real-time feeds of Korean brokers (Kiwoom REST API, KIS Open API).
+
+    Exit codes: 0 done (also when stopped by --duration, --count, Ctrl-C or SIGTERM); 1 ran,
+    but rows could not be delivered to a sink (saved to a file, see the message), or
+    `decode --strict` met errors; 2 could not do what was asked (bad input, a sink or server
+    that cannot be reached, credentials or every subscription refused, nothing to replay);
+    130 interrupted before starting.
+    """
 
 
 def _broker(broker: str) -> str:
@@ -212,7 +244,25 @@ JournalOpt = Annotated[
     Path | None,
     typer.Option("--journal", help="also write every raw frame to this journal"),
 ]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="log to stderr")]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="log to stderr (and the traceback of an error)")
+]
+ConnectTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--connect-timeout",
+        help="seconds to reach each sink, and the brokers, at start before giving up",
+        min=0.1,
+    ),
+]
+StatusEveryOpt = Annotated[
+    float,
+    typer.Option(
+        "--status-every",
+        help="without a terminal: a status line to stderr every S seconds (0: none)",
+        min=0,
+    ),
+]
 IdleTimeoutOpt = Annotated[
     float | None,
     typer.Option(
@@ -239,9 +289,14 @@ def _session_options(
     return cfg.session_options(idle_timeout=idle_timeout)
 
 
+_VERBOSE = False
+
+
 def _setup_logging(verbose: bool) -> None:
     import logging
 
+    global _VERBOSE
+    _VERBOSE = _VERBOSE or verbose
     logging.basicConfig(
         level=logging.INFO if verbose else logging.ERROR,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -270,15 +325,25 @@ def _brokers_for(config: Path | None, mock: bool, sim: str | None, which: set[st
     return out
 
 
-def _check_sinks(urls: list[str]) -> None:
-    """Fail with one line for a sink URL that cannot work, before connecting anywhere."""
-    from krfeed.sinks import SinkError, open_sink
+def _check_sinks(urls: list[str]) -> list[str]:
+    """The sink URLs (plain paths made URLs); fails with one line for one that cannot work,
+    before connecting anywhere."""
+    from krfeed.sinks import SinkError, normalize_url, open_sink
 
+    out = []
     for u in urls:
         try:
             open_sink(u)
+            out.append(normalize_url(u))
         except (SinkError, ValueError) as e:
             raise fail(str(e)) from None
+    return out
+
+
+def _where(urls: list[str]) -> str:
+    from krfeed.sinks import where
+
+    return ", ".join(where(u) for u in urls)
 
 
 def _journal(path: Path | None) -> Any:
@@ -293,25 +358,10 @@ def _journal(path: Path | None) -> Any:
 
 
 def _run(coro: Any) -> Any:
+    """Run a command's coroutine; what it raises goes to the error boundary in :func:`main`."""
     import asyncio
 
-    from krfeed.errors import KrfeedError, SubscriptionError
-    from krfeed.runner import FeedFailed
-
-    try:
-        return asyncio.run(coro)
-    except FeedFailed as e:
-        raise fail(f"stopped: {e}") from None
-    except (SubscriptionError, KrfeedError) as e:
-        raise fail(str(e)) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except BrokenPipeError:
-        # The reader of our stdout went away (| head): stop quietly, like other CLI tools.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0) from None
+    return asyncio.run(coro)
 
 
 @app.command()
@@ -335,10 +385,13 @@ def stream(
     mock: MockOpt = False,
     sim: SimOpt = None,
     journal: JournalOpt = None,
+    connect_timeout: ConnectTimeoutOpt = 10.0,
     verbose: VerboseOpt = False,
     idle_timeout: IdleTimeoutOpt = None,
 ) -> None:
-    """Watch a feed live: a table in a terminal, JSON lines when piped."""
+    """Watch a feed live: a table in a terminal, JSON lines when piped.
+
+    Example: krfeed stream kis H0STPGM0 005930 --sim http://127.0.0.1:8765"""
     from krfeed.runner import parse_sub
 
     b = _broker(broker)
@@ -353,7 +406,7 @@ def stream(
     _setup_logging(verbose)
     brokers = _brokers_for(config, mock, sim, {b})
     options = _session_options(config, mock, sim, idle_timeout)
-    _run(_stream(brokers, sub, mode, count, duration, _journal(journal), options))
+    _run(_stream(brokers, sub, mode, count, duration, _journal(journal), options, connect_timeout))
 
 
 async def _stream(
@@ -364,6 +417,7 @@ async def _stream(
     duration: float | None,
     journal: Any,
     options: Any = None,
+    connect_timeout: float = 10.0,
 ) -> None:
     from krfeed.jsonout import encode_line
     from krfeed.runner import run_feed
@@ -378,7 +432,14 @@ async def _stream(
                 out.flush()
 
             await run_feed(
-                brokers, [sub], emit, count=count, duration=duration, on_raw=on_raw, options=options
+                brokers,
+                [sub],
+                emit,
+                count=count,
+                duration=duration,
+                on_raw=on_raw,
+                connect_timeout=connect_timeout,
+                options=options,
             )
             return
         from rich.live import Live
@@ -399,6 +460,7 @@ async def _stream(
                 count=count,
                 duration=duration,
                 on_raw=on_raw,
+                connect_timeout=connect_timeout,
                 options=options,
             )
     finally:
@@ -419,7 +481,11 @@ def record(
     ],
     to: Annotated[
         list[str] | None,
-        typer.Option("--to", help="sink URL (repeatable); default sqlite:///krfeed.db"),
+        typer.Option(
+            "--to",
+            help="sink URL or plain path (repeatable): day.db, out.jsonl, sqlite:///rel.db, "
+            "sqlite:////abs.db, parquet:///dir, postgresql://…, nats://…; default krfeed.db",
+        ),
     ] = None,
     duration: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
     count: Annotated[int | None, typer.Option(help="stop after N records")] = None,
@@ -427,18 +493,30 @@ def record(
     mock: MockOpt = False,
     sim: SimOpt = None,
     journal: JournalOpt = None,
+    connect_timeout: ConnectTimeoutOpt = 10.0,
+    stop_timeout: Annotated[
+        float,
+        typer.Option(
+            "--stop-timeout",
+            help="at a stop, seconds a failing sink may still retry; then its rows are saved "
+            "to krfeed-unsent-….jsonl (deliver with krfeed replay FILE --to URL)",
+            min=0,
+        ),
+    ] = 5.0,
+    status_every: StatusEveryOpt = 10.0,
     verbose: VerboseOpt = False,
     idle_timeout: IdleTimeoutOpt = None,
 ) -> None:
-    """Record records and control events into SQLite (default), JSONL, Parquet, PostgreSQL, NATS."""
+    """Record records and control events into SQLite (default), JSONL, Parquet, PostgreSQL, NATS.
+
+    Example: krfeed record kis:H0STPGM0:005930 kiwoom:00 --to day.db --duration 60"""
     from krfeed.runner import parse_sub
 
     try:
         subs = [parse_sub(s) for s in subscriptions]
     except ValueError as e:
         raise fail(str(e)) from None
-    urls = to or ["sqlite:///krfeed.db"]
-    _check_sinks(urls)
+    urls = _check_sinks(to or ["sqlite:///krfeed.db"])
     _setup_logging(verbose)
     brokers = _brokers_for(config, mock, sim, {s.broker for s in subs})
     options = _session_options(config, mock, sim, idle_timeout)
@@ -453,18 +531,41 @@ def record(
             count=count,
             journal=_journal(journal),
             options=options,
+            connect_timeout=connect_timeout,
+            stop_timeout=stop_timeout,
+            spill_dir=Path.cwd(),
+            status_every=status_every,
+            status_out=say,
         )
     )
-    err.print(
-        f"recorded {status['written']:,} rows into {', '.join(urls)}"
-        + (f"; sink errors {status['errors']}" if status["errors"] else ""),
-        highlight=False,
-    )
+    _record_summary("recorded", status, urls)
+
+
+def _record_summary(verb: str, status: dict[str, Any], urls: list[str]) -> None:
+    """The closing line(s): records apart from control events, where (absolute paths), what
+    was refused, and what could not be delivered (then exit 1)."""
+    events = status["written"] - status["records"]
+    say(f"{verb} {status['records']:,} records (and {events:,} control events) into {_where(urls)}")
+    refused = status.get("refused") or {}
+    if refused:
+        say("refused: " + "; ".join(f"{k}: {v}" for k, v in refused.items()))
+    lost = {u: v for u, v in status["sinks"].items() if v["abandoned"]}
+    for u, v in lost.items():
+        saved = f"; saved in {v['spilled_to']}" if v.get("spilled_to") else ""
+        say(
+            f"{v['abandoned']:,} items could not be written to {_where([u])} "
+            f"({v['last_error']}){saved}"
+        )
+    if lost:
+        raise fail("some rows were not delivered (see above)", 1)
 
 
 @app.command()
 def replay(
-    path: Annotated[Path, typer.Argument(help="journal directory written with --journal")],
+    path: Annotated[
+        Path,
+        typer.Argument(help="journal directory written with --journal, or a krfeed-unsent file"),
+    ],
     speed: Annotated[str, typer.Option(help="1 (real time), 10, … or max")] = "max",
     to: Annotated[
         list[str] | None,
@@ -483,13 +584,12 @@ def replay(
             raise fail(f"--speed takes a number or max, not {speed!r}") from None
         if spd <= 0:
             raise fail("--speed must be positive")
-    urls = to or ["jsonl:-"]
-    _check_sinks(urls)
+    urls = _check_sinks(to or ["jsonl:-"])
     from krfeed.commands import replay_to
 
     status = _run(replay_to(path, urls, spd))
     if to:
-        err.print(f"replayed {status['written']:,} rows into {', '.join(urls)}", highlight=False)
+        _record_summary("replayed", status, urls)
 
 
 @app.command()
@@ -501,6 +601,8 @@ def demo(
     """Run the simulator in-process and watch Kiwoom orders/trades and KIS program trading live."""
     from krfeed.commands import demo as run_demo
 
+    if db.exists():
+        say(f"replacing the previous demo database {db.absolute()}")
     status = _run(run_demo(duration, db, seed=seed))
     sim_stats = status["sim"]
     orders = sum(v.get("total", 0) for v in sim_stats["orders"].values())
@@ -513,17 +615,36 @@ def demo(
 
 @app.command()
 def query(
-    db: Annotated[Path, typer.Argument(help="a recording (SQLite)")],
+    db_: Annotated[
+        str, typer.Argument(metavar="DB", help="a SQLite recording: day.db or sqlite:///day.db")
+    ],
     sql: Annotated[str, typer.Argument(help="SQL to run (read-only)")],
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False,
 ) -> None:
-    """Query a recording and print the rows."""
+    """Query a SQLite recording (read-only) and print the rows.
+
+    Example: krfeed query day.db "SELECT code, net_buy_qty FROM kis_program_trading LIMIT 5"
+    """
     import sqlite3
 
     from krfeed.commands import query as run_query
 
+    if ":" in db_ and not db_.lower().startswith("sqlite:"):
+        raise fail(
+            f"query reads SQLite recordings only (day.db or sqlite:///day.db), not {db_!r}; "
+            "use psql for PostgreSQL"
+        )
+    if db_.lower().startswith("sqlite:"):
+        from krfeed.sinks.urls import parse_path_url
+
+        try:
+            db = Path(parse_path_url(db_, "sqlite")[0])
+        except ValueError as e:
+            raise fail(str(e)) from None
+    else:
+        db = Path(db_)
     if not db.exists():
-        raise fail(f"no database at {db}")
+        raise fail(f"no database at {db.absolute()}")
     try:
         run_query(db, sql, as_json=as_json)
     except sqlite3.Error as e:
@@ -536,22 +657,34 @@ def consume(
     to: Annotated[list[str], typer.Option("--to", help="sink URL (repeatable)")],
     durable: Annotated[str, typer.Option(help="durable consumer name")] = "krfeed-consume",
     duration: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
+    connect_timeout: ConnectTimeoutOpt = 10.0,
+    status_every: StatusEveryOpt = 10.0,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Move recorded items from NATS JetStream into sinks, acking only after they committed."""
+    """Move recorded items from NATS JetStream into sinks, acking only after they committed.
+
+    Example: krfeed consume nats://127.0.0.1:4222 --to postgresql://127.0.0.1/krfeed"""
     if not url.startswith("nats://"):
         raise fail(f"consume reads from a nats:// URL, not {url!r}")
-    _check_sinks(to)
+    to = _check_sinks(to)
     _setup_logging(verbose)
-    status = _run(_consume(url, to, durable, duration))
-    err.print(
-        f"consumed {status.messages:,} messages ({status.records:,} records) into {', '.join(to)}",
-        highlight=False,
+    status = _run(_consume(url, to, durable, duration, connect_timeout, status_every))
+    say(
+        f"consumed {status.messages:,} messages ({status.records:,} records, "
+        f"{status.events:,} control events) into {_where(to)}"
     )
 
 
-async def _consume(url: str, to: list[str], durable: str, duration: float | None) -> Any:
+async def _consume(
+    url: str,
+    to: list[str],
+    durable: str,
+    duration: float | None,
+    connect_timeout: float,
+    status_every: float,
+) -> Any:
     import asyncio
+    import contextlib
     import signal
 
     from krfeed.consume import ConsumeStatus
@@ -566,28 +699,57 @@ async def _consume(url: str, to: list[str], durable: str, duration: float | None
         loop.call_later(duration, stop.set)
     live = sys.stderr.isatty()
 
+    def line() -> str:
+        failing = f", sink failing: {status.last_error}" if status.last_error else ""
+        return (
+            f"{status.messages:,} messages, {status.records:,} records, "
+            f"sink failures {status.sink_failures}{failing}"
+        )
+
     async def progress() -> None:
-        while live:
-            await asyncio.sleep(1)
-            err.print(
-                f"\r{status.messages:,} messages, {status.records:,} records, "
-                f"sink failures {status.sink_failures}",
-                end="",
-                highlight=False,
-            )
+        # a terminal: one line rewritten in place; otherwise a line every status_every s
+        while live or status_every:
+            await asyncio.sleep(1 if live else status_every)
+            if live:
+                sys.stderr.write("\r\x1b[2K" + line())
+                sys.stderr.flush()
+            else:
+                say(line())
 
     task = asyncio.create_task(progress())
+    work = asyncio.ensure_future(
+        run_consume(
+            url, to, durable=durable, stop=stop, status=status, open_timeout=connect_timeout
+        )
+    )
     try:
-        await run_consume(url, to, durable=durable, stop=stop, status=status)
-    except Exception as e:  # one clear line instead of a traceback
+        waiter = asyncio.ensure_future(stop.wait())
+        await asyncio.wait((work, waiter), return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if not work.done() and not status.running:  # stopped while still connecting
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+            from krfeed.commands import Interrupted
+
+            raise Interrupted("stopped before consuming anything")
+        await work
+    except nats_errors() as e:
         from krfeed.errors import KrfeedError
 
-        raise KrfeedError(f"consume failed: {e}") from None
+        raise KrfeedError(f"consume from {url} failed: {e or type(e).__name__}") from None
     finally:
         task.cancel()
         if live:
-            err.print()
+            sys.stderr.write("\n")
     return status
+
+
+def nats_errors() -> tuple[type[BaseException], ...]:
+    import nats.errors
+    import nats.js.errors
+
+    return (nats.errors.Error, nats.js.errors.Error)
 
 
 from krfeed.orders.cli import orders_command  # noqa: E402
@@ -600,7 +762,69 @@ app.add_typer(conditions_app, name="conditions")
 
 
 def main() -> None:
-    app()
+    """The ``krfeed`` command, behind the one error boundary of the CLI: whatever a command
+    raises reaches the user as one sentence and an exit code, never as a traceback (logged
+    at debug level; ``-v`` prints it)."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        say("krfeed: interrupted")
+        sys.exit(130)
+    except BrokenPipeError:
+        # The reader of our stdout went away (| head): stop quietly, like other CLI tools.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+    except Exception as e:
+        import logging
+
+        from krfeed.logs import get_logger
+
+        message, code = explain(e)
+        log = get_logger("krfeed.cli")
+        verbose = _VERBOSE or any(a in ("-v", "--verbose") for a in sys.argv[1:])
+        if verbose:
+            if not logging.getLogger().handlers:
+                _setup_logging(True)
+            log.error("the error below stopped krfeed", exc_info=e)
+        else:
+            log.debug("the error below stopped krfeed", exc_info=e)
+        err.print(f"[bold red]krfeed:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        sys.exit(code)
+
+
+def explain(e: BaseException) -> tuple[str, int]:
+    """One sentence for an exception that reached the top of a command, and the exit code:
+    2 for what the user can fix (input, files, servers, credentials), 1 for a krfeed bug."""
+    import sqlite3
+
+    from krfeed.commands import Interrupted
+    from krfeed.runner import FeedFailed
+
+    if isinstance(e, Interrupted):
+        return str(e), 130
+    if isinstance(e, FeedFailed):
+        return f"stopped: {e}", 2
+    if isinstance(e, OSError):
+        what = e.strerror or str(e) or type(e).__name__
+        where = f" ({e.filename})" if e.filename else ""
+        return f"{what}{where}", 2
+    if isinstance(e, sqlite3.Error):
+        return f"SQLite: {e}", 2
+    module = type(e).__module__.split(".")[0]
+    if module == "asyncpg":
+        return f"PostgreSQL: {e}", 2
+    if module == "nats":
+        return f"NATS: {e or type(e).__name__}", 2
+    if isinstance(e, ValueError | LookupError) or module == "krfeed":
+        # krfeed's own errors (KrfeedError, SinkError, ConfigError, JournalError) are sentences
+        return str(e) or type(e).__name__, 2
+    return (
+        f"internal error ({type(e).__name__}: {e}); run with -v for the traceback "
+        "and please report it",
+        1,
+    )
 
 
 if __name__ == "__main__":

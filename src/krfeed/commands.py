@@ -23,9 +23,9 @@ from krfeed.events import Disconnected, Reconnected, SessionFailed
 from krfeed.feed import Feed, FeedItem
 from krfeed.recorder import Recorder
 from krfeed.records.base import Record
-from krfeed.runner import FeedFailed, SubSpec
+from krfeed.runner import CONNECT_TIMEOUT, FeedFailed, SubSpec, Watch
 from krfeed.session import SessionOptions
-from krfeed.sinks import Sink, open_sink
+from krfeed.sinks import Sink, open_sink, timeout_option, where
 from krfeed.views import LiveView
 
 
@@ -52,16 +52,18 @@ class _Watched:
         feed: Feed,
         view: LiveView | None,
         count: int | None,
-        on_end: Callable[[], None],
+        watch: Watch,
+        on_fail: Callable[[], None],
         printer: Callable[[FeedItem], None] | None = None,
     ) -> None:
         self.feed = feed
         self.view = view
         self.printer = printer
         self.count = count
+        self.watch = watch
         self.records = 0
-        self.failed: dict[str, str] = {}
-        self._on_end = on_end
+        self._on_fail = on_fail
+        self._failed = False
 
     async def __aiter__(self) -> AsyncIterator[FeedItem]:
         async for item in self.feed:
@@ -71,31 +73,76 @@ class _Watched:
                 self.printer(item)
             if isinstance(item, Record):
                 self.records += 1
-            elif isinstance(item, SessionFailed):
-                self.failed[item.session] = item.reason
-                if all(s.failed for s in self.feed.sessions):
-                    yield item
-                    self._on_end()
-                    return
+            elif self.watch.see(item) and not self._failed:
+                self._failed = True
+                self._on_fail()
             yield item
             if self.count is not None and self.records >= self.count:
-                self._on_end()
                 return
 
 
+#: A write taking this many seconds is shown as a sink outage (sinks retry inside ``write``).
+SLOW_WRITE = 3.0
+
+
 def _status_line(rec: Recorder, feed: Feed) -> Text:
+    text = status_text(rec, feed)
+    return Text(text, style="bold red" if "SINK DOWN" in text else "bold")
+
+
+def status_text(rec: Recorder, feed: Feed) -> str:
+    """One line: records written, rate, lag, reconnects, drops, decode and sink errors."""
     st = rec.status()
     fs = feed.stats()
     lag = st.get("lag")
     lag_s = f"{lag:.2f}s" if isinstance(lag, int | float) else "-"
-    errs = st["errors"]
-    failing = f"  FAILING: {', '.join(st['failing'])}" if st["failing"] else ""
-    return Text(
-        f"rows {st['written']:,}  {st['rows_per_sec']:,.0f}/s  lag {lag_s}  "
-        f"reconnects {fs['reconnects']}  decode errors {fs['decode_errors']}  "
-        f"sink errors {errs}{failing}",
-        style="bold red" if failing else "bold",
+    failing = ""
+    slow = {
+        u: v
+        for u, v in st["sinks"].items()
+        if v["failing"] or (v["writing_for"] or 0) >= SLOW_WRITE
+    }
+    if slow:
+        v = next(iter(slow.values()))
+        why = v["last_error"] if v["failing"] else f"a write has been waiting {v['writing_for']}s"
+        failing = f"  SINK DOWN, retrying: {', '.join(map(where, slow))} ({why})"
+    return (
+        f"records {st['records']:,} (+{st['written'] - st['records']:,} events)  "
+        f"{st['rows_per_sec']:,.0f} rows/s  lag {lag_s}  "
+        f"reconnects {fs['reconnects']}  dropped {fs['dropped']}  "
+        f"decode errors {fs['decode_errors']}  sink errors {st['errors']}{failing}"
     )
+
+
+class Interrupted(Exception):
+    """Stopped (Ctrl-C / SIGTERM) before anything was recorded."""
+
+
+async def open_sinks(sinks: list[Sink], stopped: asyncio.Event) -> None:
+    """Open every sink, closing those opened when one fails; :class:`Interrupted` when
+    ``stopped`` is set first (a sink still trying to connect is cancelled)."""
+    opened: list[Sink] = []
+
+    async def open_all() -> None:
+        for s in sinks:
+            await s.open()
+            opened.append(s)
+
+    task = asyncio.ensure_future(open_all())
+    waiter = asyncio.ensure_future(stopped.wait())
+    await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if task.cancelled() or task.exception() is not None:
+        for s in opened:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(s.close(), 5)
+        if task.cancelled():
+            raise Interrupted("stopped before recording anything")
+        raise task.exception()  # type: ignore[misc]
 
 
 async def record(
@@ -110,25 +157,60 @@ async def record(
     live: bool | None = None,
     console: Console | None = None,
     printer: Callable[[FeedItem], None] | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    stop_timeout: float = 5.0,
+    spill_dir: Path | None = None,
+    status_every: float | None = None,
+    status_out: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Record ``subs`` into the sinks at ``urls`` until stopped; returns the recorder status.
+    """Record ``subs`` into the sinks at ``urls`` until stopped; returns the recorder status
+    (plus ``refused``: the refused subscriptions and why).
+
+    Sinks are opened first, each within ``connect_timeout`` seconds; then the brokers must
+    connect within ``connect_timeout`` (else :class:`FeedFailed`). ``duration``, SIGINT and
+    SIGTERM close the feed and record what it had received (the journal stops at the same
+    frame); a sink still failing then gets ``stop_timeout`` seconds, and what it could not
+    take is saved in ``spill_dir``. A second signal stops at once.
 
     In a terminal (or ``live=True``) a live view shows the stream; otherwise ``printer``, if
-    given, sees every item."""
-    sinks = [open_sink(u) for u in urls]
-    feed = Feed(*brokers, options=options, on_raw=journal)
+    given, sees every item, and ``status_out`` gets a status line every ``status_every`` s."""
+    sinks = [open_sink(u, **timeout_option(u, connect_timeout)) for u in urls]
     console = console or Console(stderr=True)
     show = console.is_terminal if live is None else live
     view = LiveView() if show else None
+    stopped = asyncio.Event()
     rec: Recorder | None = None
+    feed: Feed | None = None
+    closing: asyncio.Task[None] | None = None
 
     def end() -> None:
-        if rec is not None:
-            rec.stop()
+        nonlocal closing
+        if stopped.is_set():
+            return
+        stopped.set()
+        if feed is None or rec is None:
+            return
+        rec.give_up_after(stop_timeout)
+        # Closing the feed ends its stream once what it received is delivered: the recording
+        # and the journal stop at the same frame.
+        closing = asyncio.ensure_future(feed.close())
 
-    source = _Watched(feed, view, count, end, printer)
-    rec = Recorder(source, sinks)
-    remove = _install_stop(end)
+    def on_signal() -> None:
+        if stopped.is_set() and rec is not None:  # the second signal: stop now
+            rec.stop()
+        end()
+
+    remove = _install_stop(on_signal)
+    try:
+        await open_sinks(sinks, stopped)
+    except BaseException:
+        remove()
+        raise
+    feed = Feed(*brokers, options=options, on_raw=journal)
+    watch = Watch(feed, connect_timeout)
+    source = _Watched(feed, view, count, watch, end, printer)
+    rec = Recorder(source, sinks, open_sinks=False, close_timeout=stop_timeout, spill_dir=spill_dir)
+    tasks: list[asyncio.Task[Any]] = []
     try:
         await feed.start()
         for s in subs:
@@ -136,6 +218,20 @@ async def record(
                 await feed.subscribe(f"{s.broker}:{s.type}", list(s.codes), wait=False)
             except SubscriptionError as e:
                 raise SubscriptionError(f"{s}: {e}") from None
+
+        async def connected() -> None:
+            if await watch.check_connected():
+                end()
+
+        tasks.append(asyncio.create_task(connected()))
+        if status_every and status_out is not None and not show:
+
+            async def report() -> None:
+                while True:
+                    await asyncio.sleep(status_every)
+                    status_out(status_text(rec, feed))
+
+            tasks.append(asyncio.create_task(report()))
         if show:
             assert view is not None
             with Live(console=console, refresh_per_second=4) as lv:
@@ -147,28 +243,56 @@ async def record(
 
                 r = asyncio.create_task(refresh())
                 try:
-                    await rec.run(until=duration)
+                    await rec.run(until=_after(duration, end))
                 finally:
                     r.cancel()
                     lv.update(Group(_status_line(rec, feed), view.render()))
         else:
-            await rec.run(until=duration)
+            await rec.run(until=_after(duration, end))
     finally:
         remove()
+        for t in tasks:
+            t.cancel()
+        if closing is not None:
+            with contextlib.suppress(Exception):
+                await closing
         await feed.close()
         if journal is not None:
             await asyncio.to_thread(journal.close)
-    if source.failed and all(s.failed for s in feed.sessions):
-        raise FeedFailed("; ".join(dict.fromkeys(source.failed.values())))
-    return rec.status()
+    if watch.outcome():
+        raise FeedFailed(watch.outcome())
+    status = rec.status()
+    status["refused"] = dict(watch.refused)
+    return status
+
+
+async def _after(duration: float | None, end: Callable[[], None]) -> None:
+    """Call ``end`` after ``duration`` seconds, then wait for ever (the recorder stops when
+    the closed feed's stream ends, not at this deadline)."""
+    if duration is not None:
+        await asyncio.sleep(duration)
+        end()
+    await asyncio.Event().wait()
 
 
 async def replay_to(path: Path, urls: list[str], speed: float | None) -> dict[str, Any]:
-    """Replay a journal into sinks (``jsonl:-`` prints to stdout)."""
-    from krfeed.journal import replay
+    """Replay a journal (or a ``krfeed-unsent-…jsonl`` file of items a sink could not take)
+    into sinks (``jsonl:-`` prints to stdout); :class:`~krfeed.journal.JournalError` when
+    there is nothing to replay."""
+    from krfeed.journal import JournalError, replay, segment_files
 
+    items = unsent_items(path)
+    if items is None:
+        files = segment_files(path)
+        if not files:
+            others = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+            found = f" (it holds {', '.join(others[:5])})" if others else " (it is empty)"
+            raise JournalError(
+                f"nothing to replay: {path} has no journal segments "
+                f"(journal-NNNNNN.jsonl.gz){found}"
+            )
     sinks: list[Sink] = [open_sink(u) for u in urls]
-    source: AsyncIterator[Any] = replay(path, speed=speed)
+    source: AsyncIterator[Any] = replay(path, speed=speed) if items is None else items
     rec = Recorder(source, sinks)
     remove = _install_stop(rec.stop)
     try:
@@ -176,6 +300,34 @@ async def replay_to(path: Path, urls: list[str], speed: float | None) -> dict[st
     finally:
         remove()
     return rec.status()
+
+
+def unsent_items(path: Path) -> AsyncIterator[Any] | None:
+    """The items of a file of JSON-lines payloads (what a stopped recorder saved for a sink
+    that could not take them), or None when ``path`` is not such a file."""
+    from krfeed.sinks.codec import PayloadError, decode_payload
+
+    if not path.is_file():
+        return None
+    with open(path, "rb") as f:
+        first = f.readline()
+    try:
+        decode_payload(first)
+    except (PayloadError, ValueError):
+        return None
+
+    async def items() -> AsyncIterator[Any]:
+        from krfeed.journal import JournalError
+
+        with open(path, "rb") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        yield decode_payload(line)
+                    except (PayloadError, ValueError) as e:
+                        raise JournalError(f"{path}:{n}: not a krfeed item ({e})") from None
+
+    return items()
 
 
 DEMO_CODES = ("005930", "000660", "035720", "051910", "035420")

@@ -115,9 +115,10 @@ def load_config(
                 f"--sim takes the simulator's URL, like http://127.0.0.1:8765 (got {sim!r})"
             )
         n = max(1, min(8, sim_kis_keys))
+        # --mock with --sim: behave as against the mock servers (a `krfeed sim --mock`)
         return Config(
-            kiwoom=[Kiwoom.sim(sim, 1)],
-            kis=[KIS.sim(sim, i, hts_id="simuser") for i in range(2, 2 + n)],
+            kiwoom=[Kiwoom.sim(sim, 1, mock=mock)],
+            kis=[KIS.sim(sim, i, hts_id="simuser", mock=mock) for i in range(2, 2 + n)],
             source=f"simulator at {sim}",
         )
     p = _find(path)
@@ -129,10 +130,15 @@ def load_config(
             raise ConfigError(f"{p} is not valid TOML: {e}") from None
         except OSError as e:
             raise ConfigError(f"cannot read {p}: {e.strerror}") from None
+    where = str(p) if p else "the config"
+    _known(doc, TOP_KEYS, where, "")
     cache = doc.get("token_cache")
     session = _session_table(doc.get("session"), str(p) if p else "the config")
     kw = _entries(doc, "kiwoom")
     ks = _entries(doc, "kis")
+    for name, entries, known in (("kiwoom", kw, KIWOOM_KEYS), ("kis", ks, KIS_KEYS)):
+        for d in entries:
+            _known(d, known, where, f"[{name}]")
     env = os.environ
     if env.get("KRFEED_KIWOOM_APPKEY") or env.get("KRFEED_KIWOOM_SECRETKEY"):
         over = {
@@ -178,6 +184,22 @@ def load_config(
             )
         )
     return cfg
+
+
+TOP_KEYS = frozenset({"kiwoom", "kis", "token_cache"})
+KIWOOM_KEYS = frozenset({"appkey", "secretkey", "mock", "rest_url", "ws_url", "token_cache"})
+KIS_KEYS = KIWOOM_KEYS | {"hts_id", "custtype", "max_registrations"}
+
+
+def _known(d: dict[str, Any], known: frozenset[str], where: str, table: str) -> None:
+    """A misspelt key is an error that names the keys there are, not a silent default."""
+    unknown = sorted(set(d) - known)
+    if unknown:
+        what = f"in {table} " if table else ""
+        raise ConfigError(
+            f"{where}: unknown key {', '.join(map(repr, unknown))} {what}"
+            f"(known keys: {', '.join(sorted(known))})"
+        )
 
 
 def _need(d: dict[str, Any], key: str, broker: str, i: int) -> str:

@@ -32,10 +32,10 @@ from nats.js import api
 from krfeed.events import Event
 from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import Record
-from krfeed.sinks import open_sink
+from krfeed.sinks import open_sink, timeout_option
 from krfeed.sinks.base import Item, Sink
 from krfeed.sinks.codec import PayloadError, decode_payload
-from krfeed.sinks.nats import split_url
+from krfeed.sinks.nats import connect, split_url
 
 
 @dataclass(slots=True)
@@ -69,6 +69,7 @@ async def consume(
     ack_wait: float = 30.0,
     stop: asyncio.Event | None = None,
     status: ConsumeStatus | None = None,
+    open_timeout: float = 10.0,
 ) -> ConsumeStatus:
     """Move items from JetStream into ``sinks`` until ``stop`` is set (or the task is cancelled).
 
@@ -81,6 +82,8 @@ async def consume(
     ``batch``: messages fetched and written per transaction; ``max_wait``: seconds a fetch
     waits for messages (and so how soon ``stop`` is noticed); ``ack_wait``: seconds before an
     unacknowledged message is redelivered (set when the consumer is created).
+    ``open_timeout``: seconds to reach the NATS server (and each sink given by URL) at start
+    before raising :class:`~krfeed.sinks.SinkUnavailable`; later outages are retried.
     """
     st = status if status is not None else ConsumeStatus()
     st.durable = durable
@@ -93,7 +96,7 @@ async def consume(
     try:
         for s in sinks:
             if isinstance(s, str):
-                sink = open_sink(s)
+                sink = open_sink(s, **timeout_option(s, open_timeout))
                 await sink.open()
                 owned.append(sink)
                 targets.append(sink)
@@ -105,13 +108,8 @@ async def consume(
         async def on_error(e: Exception) -> None:
             st.last_error = f"{type(e).__name__}: {e}"
 
-        nc = await nats.connect(
-            servers=[server],
-            name=f"krfeed-consume:{durable}",
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            error_cb=on_error,
+        nc = await connect(
+            server, f"krfeed-consume:{durable}", open_timeout, on_error, st, "source"
         )
         js = nc.jetstream()
         stream_name = (

@@ -22,3 +22,28 @@ class TransientError(KrfeedError):
 
 class SubscriptionError(KrfeedError):
     """A subscription cannot be made (unknown type, limit reached, not offered on mock)."""
+
+
+def network_reason(e: BaseException) -> str:
+    """A failed connection in words a person can act on (``connection refused``, ``host not
+    found``, ``timed out``) instead of an exception class name."""
+    import socket
+
+    cause: BaseException | None = e
+    for _ in range(4):  # aiohttp wraps the OSError (os_error / __cause__)
+        if cause is None or isinstance(cause, ConnectionRefusedError | socket.gaierror):
+            break
+        nxt = getattr(cause, "os_error", None) or cause.__cause__
+        if nxt is None:
+            break
+        cause = nxt
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(cause, socket.gaierror):
+        return "host not found"
+    if isinstance(cause, TimeoutError):
+        return "timed out"
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror[:1].lower() + cause.strerror[1:]
+    text = str(e)
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

@@ -19,8 +19,12 @@ Policies (DESIGN principles 5 and 6):
   it ends :meth:`Recorder.run`.
 - :meth:`Recorder.stop` (or ``until`` completing, or the source ending, or ``run`` being
   cancelled) writes the last batch and closes the sinks. A sink still failing then is retried
-  for ``close_timeout`` seconds more; what it could not take is counted as ``abandoned`` in
-  ``status()`` and logged — never silently.
+  for ``close_timeout`` seconds more — a write still under way when that time is up is
+  cancelled; what it could not take is counted as ``abandoned`` in ``status()``, logged, and
+  with ``spill_dir`` saved as JSON lines (:func:`krfeed.sinks.codec.encode_payload`, one file
+  per sink: ``krfeed-unsent-…jsonl``, which ``krfeed replay FILE --to URL`` delivers later) —
+  never silently.
+- A stop during :meth:`run`'s opening of the sinks cancels the opening.
 """
 
 from __future__ import annotations
@@ -28,12 +32,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import random
 import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from krfeed.logs import get_logger
@@ -59,7 +65,9 @@ class SinkStatus:
     errors: int = 0
     retries: int = 0
     abandoned: int = 0
+    spilled_to: str | None = None
     failing: bool = False
+    writing_since: float | None = None  # monotonic start of the write under way
     last_error: str | None = None
     last_error_at: datetime | None = None
     write_seconds: float = 0.0
@@ -71,7 +79,13 @@ class SinkStatus:
             "errors": self.errors,
             "retries": self.retries,
             "abandoned": self.abandoned,
+            "spilled_to": self.spilled_to,
             "failing": self.failing,
+            "writing_for": (
+                None
+                if self.writing_since is None
+                else round(time.monotonic() - self.writing_since, 1)
+            ),
             "last_error": self.last_error,
             "write_seconds": round(self.write_seconds, 3),
         }
@@ -106,6 +120,7 @@ class Recorder:
     and decode errors. ``sinks``: one sink or several (opened by :meth:`run` unless
     ``open_sinks=False``; always closed when :meth:`run` ends). ``on_error(sink, exc, attempt)``
     is called for each failed write. ``backoff`` is (first delay, cap) in seconds.
+    ``spill_dir``: where batches a sink could not take by the stop deadline are saved.
     """
 
     def __init__(
@@ -119,6 +134,7 @@ class Recorder:
         backoff: tuple[float, float] = (0.1, 10.0),
         close_timeout: float | None = 30.0,
         open_sinks: bool = True,
+        spill_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -134,6 +150,10 @@ class Recorder:
         self.backoff = backoff
         self.close_timeout = close_timeout
         self.open_sinks = open_sinks
+        self.spill_dir = None if spill_dir is None else Path(spill_dir)
+        self._records = 0
+        self._stopping = asyncio.Event()
+        self._deadline_set = asyncio.Event()
         self._status: list[SinkStatus] = [SinkStatus(s.url) for s in self.sinks]
         self._read = 0
         self._written = 0
@@ -158,10 +178,19 @@ class Recorder:
         if self._stop_requested:
             return
         self._stop_requested = True
+        self._stopping.set()
         if self.close_timeout is not None:
-            self._stop_deadline = time.monotonic() + self.close_timeout
+            self.give_up_after(self.close_timeout)
         if self._wake is not None:
             self._wake.set()
+
+    def give_up_after(self, seconds: float) -> None:
+        """From now on, let a failing sink retry (and a write under way go on) for at most
+        ``seconds`` more; reading goes on until the source ends or :meth:`stop`."""
+        deadline = time.monotonic() + seconds
+        if self._stop_deadline is None or deadline < self._stop_deadline:
+            self._stop_deadline = deadline
+        self._deadline_set.set()
 
     async def run(self, until: Awaitable[Any] | float | None = None) -> None:
         """Record until the source ends, :meth:`stop` is called, or ``until`` (an awaitable, or
@@ -173,7 +202,16 @@ class Recorder:
         until_task: asyncio.Future[Any] | None = None
         try:
             if self.open_sinks:
-                await self._open_sinks()
+                opening = asyncio.ensure_future(self._open_sinks())
+                stopped = asyncio.ensure_future(self._stopping.wait())
+                await asyncio.wait((opening, stopped), return_when=asyncio.FIRST_COMPLETED)
+                stopped.cancel()
+                if not opening.done():  # stopped while a sink was still connecting
+                    opening.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await opening
+                    return
+                opening.result()
             if until is not None:
                 aw = asyncio.sleep(until) if isinstance(until, int | float) else until
                 until_task = asyncio.ensure_future(aw)
@@ -207,6 +245,7 @@ class Recorder:
             "running": self._running,
             "read": self._read,
             "written": self._written,
+            "records": self._records,
             "pending": len(self._batch),
             "batches": self._batches,
             "rows_per_sec": round(self._rate.rate(now, self._written), 1),
@@ -294,7 +333,7 @@ class Recorder:
                 reader.cancel()
             await asyncio.wait((reader,))
             if batch and self._stop_deadline is None and self.close_timeout is not None:
-                self._stop_deadline = time.monotonic() + self.close_timeout
+                self.give_up_after(self.close_timeout)
             while batch:
                 await self._flush()
         if not reader.cancelled() and (exc := reader.exception()) is not None:
@@ -311,7 +350,7 @@ class Recorder:
             complete = await asyncio.shield(task)
         except asyncio.CancelledError:
             if self._stop_deadline is None and self.close_timeout is not None:
-                self._stop_deadline = time.monotonic() + self.close_timeout
+                self.give_up_after(self.close_timeout)
             await asyncio.wait((task,))
             if not task.cancelled() and task.exception() is None:
                 self._done(batch, task.result())
@@ -323,6 +362,7 @@ class Recorder:
         if not complete:  # given up at stop (counted per sink as abandoned)
             return
         self._written += len(batch)
+        self._records += sum(1 for item in batch if isinstance(item, Record))
         self._batches += 1
         for item in reversed(batch):
             if isinstance(item, Record):
@@ -351,7 +391,19 @@ class Recorder:
         while True:
             t = time.monotonic()
             try:
-                await sink.write(batch)
+                st.writing_since = t
+                try:
+                    done = await self._attempt(sink, batch)
+                finally:
+                    st.writing_since = None
+                if not done:  # cut off at the stop deadline
+                    st.write_seconds += time.monotonic() - t
+                    own = getattr(getattr(sink, "stats", None), "last_error", "")
+                    st.last_error = "still writing at the stop deadline" + (
+                        f" ({own})" if own else ""
+                    )
+                    self._abandon(sink, st, batch, attempt + 1)
+                    return False
             except FATAL_ERRORS:
                 raise
             except Exception as e:
@@ -374,13 +426,7 @@ class Recorder:
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:
-                        st.abandoned += len(batch)
-                        log.error(
-                            "sink %s: gave up after %d attempts: %d items NOT written",
-                            sink.url,
-                            attempt,
-                            len(batch),
-                        )
+                        self._abandon(sink, st, batch, attempt)
                         return False
                     delay = min(delay, left)
                 st.retries += 1
@@ -393,6 +439,61 @@ class Recorder:
             st.rows += len(batch)
             st.batches += 1
             return True
+
+    async def _attempt(self, sink: Sink, batch: list[Item]) -> bool:
+        """One ``sink.write``; False if the stop deadline passed first (the write is then
+        cancelled). Raises what the write raised."""
+        task = asyncio.ensure_future(sink.write(batch))
+        try:
+            while not task.done():
+                deadline = self._stop_deadline
+                if deadline is None:
+                    waker = asyncio.ensure_future(self._deadline_set.wait())
+                    await asyncio.wait((task, waker), return_when=asyncio.FIRST_COMPLETED)
+                    waker.cancel()
+                    continue
+                await asyncio.wait((task,), timeout=max(0.0, deadline - time.monotonic()))
+                break
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if task.cancelled():
+            return False
+        task.result()
+        return True
+
+    def _abandon(self, sink: Sink, st: SinkStatus, batch: list[Item], attempts: int) -> None:
+        st.abandoned += len(batch)
+        where = self._spill(sink, st, batch)
+        log.warning(
+            "sink %s: gave up after %d attempts: %d items NOT written%s",
+            sink.url,
+            attempts,
+            len(batch),
+            f" (saved in {where})" if where else "",
+        )
+
+    def _spill(self, sink: Sink, st: SinkStatus, batch: list[Item]) -> str | None:
+        if self.spill_dir is None:
+            return None
+        from krfeed.sinks.codec import encode_payload
+
+        if st.spilled_to is None:
+            stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+            n = next(i for i, x in enumerate(self._status, 1) if x is st)
+            st.spilled_to = str(self.spill_dir / f"krfeed-unsent-{stamp}-{n}.jsonl")
+        try:
+            self.spill_dir.mkdir(parents=True, exist_ok=True)
+            with open(st.spilled_to, "ab") as f:
+                f.write(b"".join(encode_payload(item) + b"\n" for item in batch))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            log.error("cannot save the unsent items in %s: %s", st.spilled_to, e)
+            return None
+        return st.spilled_to
 
     async def _report(self, sink: Sink, exc: BaseException, attempt: int) -> None:
         if self.on_error is None:

@@ -1,5 +1,7 @@
 """Running a feed for the CLI: parse subscription specs, subscribe, deliver items until a
-count, a duration, Ctrl-C, or every session failing."""
+count, a duration, Ctrl-C / SIGTERM, or a reason to give up (:class:`Watch`): every session
+failed, every subscription was refused, or no connection succeeded within the connect
+timeout."""
 
 from __future__ import annotations
 
@@ -12,11 +14,11 @@ from typing import Any
 
 from krfeed.brokers import BrokerConfig
 from krfeed.errors import SubscriptionError
-from krfeed.events import SessionFailed
+from krfeed.events import Reconnecting, SessionFailed, SubscribeFailed
 from krfeed.feed import Feed, FeedItem
 from krfeed.records.base import Record
 from krfeed.schema.catalog import BROKERS, UnknownType, get_type
-from krfeed.session import SessionOptions
+from krfeed.session import SessionOptions, SubState
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,75 @@ async def run_until(
 
 
 class FeedFailed(Exception):
-    """Every session of the feed stopped for good (e.g. credentials refused)."""
+    """The run cannot deliver anything: every session stopped for good (e.g. credentials
+    refused), every subscription was refused, or no connection ever succeeded."""
+
+
+#: Seconds to wait for the first connection before giving up (``--connect-timeout``).
+CONNECT_TIMEOUT = 10.0
+
+
+class Watch:
+    """Watches a run's control events and says when it cannot deliver anything.
+
+    Once one connection succeeded, outages are retried for ever (and shown); before that,
+    :meth:`check_connected` gives up after ``connect_timeout`` seconds with the last reason.
+    """
+
+    def __init__(self, feed: Feed, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        self.feed = feed
+        self.connect_timeout = connect_timeout
+        self.refused: dict[str, str] = {}  # "kis H0STPGM0 ABC" -> reason
+        self.failed: dict[str, str] = {}  # session -> reason
+        self.retry_reason: dict[str, str] = {}  # session -> last reconnect reason
+        self.reason = ""  # why the run should stop ("" while it may go on)
+
+    def see(self, item: object) -> str:
+        """Note ``item``; returns a reason to stop, or ``""``."""
+        if isinstance(item, SubscribeFailed):
+            self.refused[f"{item.broker} {item.type} {item.item}".rstrip()] = item.reason
+            subs = self.feed.subscription_states()
+            if subs and all(x.state in (SubState.FAILED, SubState.REMOVED) for x in subs):
+                refused = "; ".join(f"{k}: {v}" for k, v in self.refused.items())
+                self.reason = f"every subscription was refused ({refused})"
+        elif isinstance(item, SessionFailed):
+            self.failed[item.session] = item.reason
+            if all(x.failed for x in self.feed.sessions):
+                self.reason = "; ".join(dict.fromkeys(self.failed.values()))
+        elif isinstance(item, Reconnecting) and item.reason:
+            self.retry_reason[item.session] = item.reason
+        return self.reason
+
+    def connected(self) -> bool:
+        return any(x.stats.connects > 0 for x in self.feed.sessions)
+
+    async def check_connected(self) -> str:
+        """After ``connect_timeout`` seconds: a reason to stop if no session ever connected."""
+        await asyncio.sleep(self.connect_timeout)
+        if self.connected() or self.reason:
+            return self.reason
+        self.reason = f"no connection within {self.connect_timeout:g}s: " + self.why_not()
+        return self.reason
+
+    def outcome(self) -> str:
+        """At the end of a run: why it delivered nothing (``""`` if it may have)."""
+        if self.reason:
+            return self.reason
+        if not self.connected():
+            return "no connection succeeded before the stop: " + self.why_not()
+        return ""
+
+    def why_not(self) -> str:
+        """Why no session connected: the last reason of each, with a hint for a simulator."""
+        parts = []
+        for x in self.feed.sessions:
+            why = self.retry_reason.get(x.name) or "no answer"
+            where = getattr(getattr(x, "config", None), "rest_url", "") or ""
+            hint = ""
+            if any(h in where for h in ("127.0.0.1", "localhost", "[::1]")):
+                hint = " (is `krfeed sim` running there?)"
+            parts.append(f"{x.name} at {where}: {why}{hint}" if where else f"{x.name}: {why}")
+        return "; ".join(dict.fromkeys(parts))
 
 
 @dataclass
@@ -95,8 +165,10 @@ async def run_feed(
     options: SessionOptions | None = None,
     feed_ready: Callable[[Feed], Any] | None = None,
     queue_size: int = 10_000,
+    connect_timeout: float = CONNECT_TIMEOUT,
 ) -> RunResult:
-    """Subscribe ``subs`` and pass every item to ``on_item`` until a stop condition."""
+    """Subscribe ``subs`` and pass every item to ``on_item`` until a stop condition; raises
+    :class:`FeedFailed` when :class:`Watch` gives up."""
     result = RunResult()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -109,7 +181,8 @@ async def run_feed(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, on_signal, sig)
     feed = Feed(*brokers, options=options, on_raw=on_raw, queue_size=queue_size)
-    failed: dict[str, str] = {}
+    watch = Watch(feed, connect_timeout)
+    checker: asyncio.Task[str] | None = None
     try:
         await feed.start()
         if feed_ready is not None:
@@ -132,22 +205,28 @@ async def run_feed(
                         result.stopped_by = "count"
                         stop.set()
                         return
-                elif isinstance(item, SessionFailed):
-                    failed[item.session] = item.reason
-                    if all(s.failed for s in feed.sessions):
-                        result.stopped_by = "failed"
-                        stop.set()
-                        return
+                elif watch.see(item):
+                    result.stopped_by = "failed"
+                    stop.set()
+                    return
 
+        def gave_up(t: asyncio.Task[str]) -> None:
+            if not t.cancelled() and t.result() and not stop.is_set():
+                result.stopped_by = "failed"
+                stop.set()
+
+        checker = asyncio.create_task(watch.check_connected())
+        checker.add_done_callback(gave_up)
         finished = await run_until(consume(), stop, duration)
         if not result.stopped_by:
             result.stopped_by = "end" if finished else "duration"
     finally:
+        if checker is not None:
+            checker.cancel()
         await feed.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-    if result.stopped_by == "failed":
-        reasons = "; ".join(dict.fromkeys(failed.values()))
-        raise FeedFailed(reasons)
+    if result.stopped_by == "failed" or watch.outcome():
+        raise FeedFailed(watch.outcome())
     return result

@@ -28,7 +28,7 @@ import aiohttp
 
 from krfeed.auth import KISApprovalKey, KiwoomToken, mask
 from krfeed.brokers import KIS, Kiwoom
-from krfeed.errors import AuthError, TransientError
+from krfeed.errors import AuthError, TransientError, network_reason
 from krfeed.events import (
     Connected,
     Disconnected,
@@ -1073,8 +1073,7 @@ async def _swallow(task: asyncio.Task[Any]) -> None:
 def _describe(e: BaseException | None) -> str:
     if e is None:
         return "unknown error"
-    s = str(e)
-    return f"{type(e).__name__}: {s}" if s else type(e).__name__
+    return network_reason(e)
 
 
 def _in_market_hours(hours: tuple[dtime, dtime] | None) -> bool:

@@ -68,6 +68,20 @@ async def _run(config: SimConfig, faults: list[tuple[str, dict[str, Any], float,
         await sim.stop()
 
 
+def _credentials_problem(path: Path | None, e: ValueError) -> str:
+    """Name the file, and for a .json file the JSON error (not the TOML fallback's)."""
+    import json
+
+    if path is not None and path.suffix.lower() == ".json":
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as je:
+            return f"{path} is not valid JSON: {je.msg} at line {je.lineno} column {je.colno}"
+        except (OSError, UnicodeDecodeError):
+            pass
+    return f"cannot read the credentials file {path}: {e}"
+
+
 def sim_command(
     host: Annotated[str, typer.Option(help="address to bind (loopback by default)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port (0 = pick a free one)")] = 8765,
@@ -122,6 +136,11 @@ def sim_command(
 ) -> None:
     """Run the simulator of both brokers (Kiwoom and KIS) on one port."""
     err = typer.echo
+    if not 0 <= port <= 65535:
+        err(
+            f"krfeed: --port must be between 0 and 65535 (0 picks a free one), not {port}", err=True
+        )
+        raise typer.Exit(2)
     try:
         faults = [parse_fault_flag(f) for f in fault or []]
     except ValueError as e:
@@ -144,8 +163,11 @@ def sim_command(
     )
     try:
         config.credential_table()
-    except (OSError, ValueError) as e:
-        err(f"krfeed: cannot read credentials: {e}", err=True)
+    except OSError as e:
+        err(f"krfeed: cannot read the credentials file {credentials}: {e.strerror}", err=True)
+        raise typer.Exit(2) from None
+    except ValueError as e:
+        err(f"krfeed: {_credentials_problem(credentials, e)}", err=True)
         raise typer.Exit(2) from None
     try:
         asyncio.run(_run(config, faults))

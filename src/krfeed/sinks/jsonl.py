@@ -28,7 +28,7 @@ from krfeed.events import Event
 from krfeed.jsonout import encode_line
 from krfeed.records.base import Record
 from krfeed.sinks.base import Item
-from krfeed.sinks.urls import SinkURLError, check_options, parse_path_url
+from krfeed.sinks.urls import SinkURLError, check_options, open_error, parse_path_url
 
 KST = timezone(timedelta(hours=9), "KST")
 T = TypeVar("T")
@@ -99,6 +99,10 @@ class JSONLSink:
         if self.path is not None and not self.rotate:
             try:
                 await self._run(self._open_file, None)
+            except OSError as e:
+                self._executor.shutdown(wait=False)
+                self._executor = None
+                raise open_error("JSONL file", self.path, e) from None
             except BaseException:
                 self._executor.shutdown(wait=False)
                 self._executor = None

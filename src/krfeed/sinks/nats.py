@@ -25,6 +25,10 @@ by the PostgreSQL sink, whose primary key is the same id.
 publish acknowledgement; messages not acknowledged within ``ack_timeout`` are published again
 (same Msg-Id) until ``retry_for`` seconds have passed, then ``write`` raises. A retried message
 can land after later ones of its batch: order is by ``received_at``, not by stream sequence.
+
+``open`` tries to reach the server for at most ``open_timeout`` seconds (default 10), then
+raises :class:`~krfeed.sinks.SinkUnavailable`; once connected, the client reconnects for ever
+after an outage (writes meanwhile fail and are retried as above).
 """
 
 from __future__ import annotations
@@ -91,6 +95,7 @@ class NATSSink:
 
     ``url``: ``nats://[user:pass@]host:port[?stream=NAME&prefix=TOKEN]``; keywords override the
     query. ``duplicate_window`` (seconds) applies when this sink creates the stream.
+    ``open_timeout``: seconds :meth:`open` tries to reach the server.
     """
 
     def __init__(
@@ -102,6 +107,7 @@ class NATSSink:
         duplicate_window: float = 120.0,
         ack_timeout: float = 10.0,
         retry_for: float = 30.0,
+        open_timeout: float = 10.0,
         max_pending: int = 4000,
         create_stream: bool = True,
     ) -> None:
@@ -116,6 +122,7 @@ class NATSSink:
         self.duplicate_window = duplicate_window
         self.ack_timeout = ack_timeout
         self.retry_for = retry_for
+        self.open_timeout = open_timeout
         self.max_pending = max_pending
         self.create_stream = create_stream
         self.stats = NATSStats()
@@ -133,23 +140,9 @@ class NATSSink:
         async def on_error(e: Exception) -> None:
             self.stats.last_error = f"{type(e).__name__}: {e}"
 
-        deadline = time.monotonic() + self.retry_for
-        while True:
-            try:
-                self._nc = await nats.connect(
-                    servers=[self._server],
-                    name="krfeed",
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
-                    error_cb=on_error,
-                )
-                break
-            except (nats.errors.Error, OSError, TimeoutError) as e:
-                self.stats.last_error = f"{type(e).__name__}: {e}"
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.5)
+        self._nc = await connect(
+            self._server, "krfeed", self.open_timeout, on_error, self.stats, "NATS sink"
+        )
         self._js = self._nc.jetstream(publish_async_max_pending=self.max_pending)
         try:
             await self._check_stream()
@@ -251,6 +244,65 @@ class NATSSink:
                 if fut.result().duplicate:
                     self.stats.duplicates += 1
         return again, error
+
+
+async def connect(
+    server: str, name: str, open_timeout: float, on_error: Any, stats: Any, what: str
+) -> Any:
+    """Connect to ``server`` trying for at most ``open_timeout`` seconds, then raise
+    :class:`~krfeed.sinks.SinkUnavailable`; the client returned reconnects for ever.
+
+    nats-py retries a failed *first* connection for ever when reconnecting is unlimited, so
+    the first connection is made with reconnecting off (one attempt each, in a bounded loop)
+    and unlimited reconnecting is switched on once connected."""
+    from krfeed.sinks import SinkUnavailable
+
+    deadline = time.monotonic() + open_timeout
+    causes: list[BaseException] = []
+
+    async def first_error(e: Exception) -> None:
+        if len(causes) < 4:
+            causes.append(e)
+        await on_error(e)
+
+    while True:
+        left = deadline - time.monotonic()
+        causes.clear()
+        try:
+            nc = await nats.connect(
+                servers=[server],
+                name=name,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,  # 0 would mean for ever in nats-py
+                connect_timeout=max(0.5, min(2.0, left)),
+                reconnect_time_wait=0.5,
+                error_cb=first_error,
+            )
+            break
+        except (nats.errors.Error, OSError, TimeoutError) as e:
+            last = _why(causes[0] if causes else e)
+            stats.last_error = f"{type(e).__name__}: {e}"
+            if time.monotonic() + 0.5 > deadline:
+                p = urlsplit(server)
+                raise SinkUnavailable(
+                    f"cannot reach NATS at {p.hostname}:{p.port or 4222} "
+                    f"within {open_timeout:g}s ({what}): {last}"
+                ) from None
+            await asyncio.sleep(0.5)
+    # read by the client whenever the connection drops
+    nc.options["allow_reconnect"] = True
+    nc.options["max_reconnect_attempts"] = -1
+    return nc
+
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused (is nats-server running there?)"
+    if isinstance(e, TimeoutError):
+        return "no answer (timed out)"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror[:1].lower() + e.strerror[1:]
+    return str(e) or type(e).__name__
 
 
 def _covers(pattern: str, subject: str) -> bool:

@@ -58,7 +58,7 @@ from krfeed.sinks.tables import (
     event_row,
     table_of,
 )
-from krfeed.sinks.urls import SinkURLError, check_options, parse_path_url
+from krfeed.sinks.urls import SinkURLError, check_options, open_error, parse_path_url
 
 log = get_logger("krfeed.sinks.parquet")
 T = TypeVar("T")
@@ -198,6 +198,10 @@ class ParquetSink:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="krfeed-parquet")
         try:
             await self._run(self.directory.mkdir, 0o777, True, True)
+        except OSError as e:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise open_error("folder", self.directory, e) from None
         except BaseException:
             self._executor.shutdown(wait=False)
             self._executor = None

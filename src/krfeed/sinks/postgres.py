@@ -17,6 +17,11 @@ one transaction: rows are COPYed (binary) into per-connection temporary staging 
 twice — a retry after a commit whose acknowledgement was lost, a replayed journal, a redelivered
 NATS message — is stored once.
 
+Opening (:meth:`PostgresSink.open`) retries a server that cannot be reached for at most
+``open_timeout`` seconds (default 10), then raises :class:`~krfeed.sinks.SinkUnavailable`; a
+refused login or a missing database raises :class:`~krfeed.sinks.SinkError` at once, each with
+one sentence saying which.
+
 Connection failures (server restart, ``pg_terminate_backend``, a network drop) roll the whole
 transaction back; ``write`` reconnects through the pool and retries the whole batch for up to
 ``retry_for`` seconds before raising (the Recorder then retries it again).
@@ -136,7 +141,8 @@ class PostgresSink:
     ``url``: a libpq-style URL; ``schema`` (query parameter or keyword) names the schema
     (created if missing, default ``krfeed``); other query parameters go to asyncpg (e.g.
     ``application_name``). ``retry_for``: seconds during which a batch that failed on a
-    connection error is retried before ``write`` raises.
+    connection error is retried before ``write`` raises. ``open_timeout``: seconds
+    :meth:`open` tries to reach the server.
     """
 
     def __init__(
@@ -145,6 +151,7 @@ class PostgresSink:
         *,
         schema: str | None = None,
         retry_for: float = 30.0,
+        open_timeout: float = 10.0,
         pool_size: int = 2,
         command_timeout: float = 60.0,
         hypertables: bool = True,
@@ -157,6 +164,7 @@ class PostgresSink:
         query.setdefault("application_name", "krfeed")
         self._dsn = urlunsplit(parts._replace(query=urlencode(query)))
         self.retry_for = retry_for
+        self.open_timeout = open_timeout
         self.pool_size = pool_size
         self.command_timeout = command_timeout
         self.hypertables = hypertables
@@ -186,16 +194,32 @@ class PostgresSink:
             # ALL saves a round trip per batch. Temporary staging tables stay, on purpose.
             return None
 
-        self._pool = await self._retrying(
-            lambda: asyncpg.create_pool(
-                self._dsn,
-                min_size=1,
-                max_size=self.pool_size,
-                command_timeout=self.command_timeout,
-                reset=no_reset,
+        from krfeed.sinks import SinkError, SinkUnavailable
+
+        where = repr(self).removeprefix("PostgresSink(").split(",")[0]
+        try:
+            self._pool = await self._retrying(
+                lambda: asyncpg.create_pool(
+                    self._dsn,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    command_timeout=self.command_timeout,
+                    reset=no_reset,
+                    timeout=max(1.0, min(10.0, self.open_timeout)),
+                ),
+                self.open_timeout,
             )
-        )
-        await self._retrying(self._setup)
+            await self._retrying(self._setup, self.open_timeout)
+        except RETRYABLE as e:
+            await self.close()
+            self._closed = False
+            raise SinkUnavailable(
+                f"cannot reach PostgreSQL at {where} within {self.open_timeout:g}s: {_why(e)}"
+            ) from None
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            await self.close()
+            self._closed = False
+            raise SinkError(f"PostgreSQL at {where} refused: {e}") from None
 
     async def _setup(self) -> None:
         async with self._acquire() as conn:
@@ -388,8 +412,10 @@ class PostgresSink:
         self.stats.rows += inserted
         self.stats.duplicates += total - inserted
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        deadline = time.monotonic() + self.retry_for
+    async def _retrying(
+        self, attempt: Callable[[], Awaitable[T]], retry_for: float | None = None
+    ) -> T:
+        deadline = time.monotonic() + (self.retry_for if retry_for is None else retry_for)
         delay = 0.05
         while True:
             try:
@@ -403,6 +429,17 @@ class PostgresSink:
                     raise
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 2.0)
+
+
+def _why(e: BaseException) -> str:
+    """A connection error in words: ``connection refused`` rather than the errno tuple."""
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused (is PostgreSQL running there?)"
+    if isinstance(e, TimeoutError):
+        return "no answer (timed out)"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror[:1].lower() + e.strerror[1:]
+    return str(e) or type(e).__name__
 
 
 def _without_nul(row: tuple[Any, ...], json: bool) -> tuple[Any, ...]:

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,7 +49,7 @@ from krfeed.sinks.tables import (
     event_row,
     table_of,
 )
-from krfeed.sinks.urls import SinkURLError, check_options, parse_path_url
+from krfeed.sinks.urls import SinkURLError, check_options, open_error, parse_path_url
 
 log = get_logger("krfeed.sinks.sqlite")
 T = TypeVar("T")
@@ -227,6 +228,15 @@ class SQLiteSink:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="krfeed-sqlite")
         try:
             await self._run(self._open_sync)
+        except (sqlite3.Error, OSError) as e:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            if isinstance(e, sqlite3.DatabaseError) and "not a database" in str(e):
+                raise SinkURLError(
+                    f"cannot open the SQLite database {os.path.abspath(self.path)}: "
+                    "the file is not an SQLite database"
+                ) from None
+            raise open_error("SQLite database", self.path, e) from None
         except BaseException:
             self._executor.shutdown(wait=False)
             self._executor = None

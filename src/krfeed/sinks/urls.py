@@ -8,6 +8,8 @@ too. Options follow a ``?`` as a query string (``jsonl:///out.jsonl?rotate=daily
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from urllib.parse import parse_qsl, unquote
 
 from krfeed.sinks import SinkError
@@ -39,6 +41,29 @@ def check_options(url: str, options: dict[str, str], known: set[str]) -> None:
     if unknown:
         allowed = ", ".join(sorted(known)) or "none"
         raise SinkURLError(f"{url!r}: unknown option(s) {', '.join(unknown)} (allowed: {allowed})")
+
+
+def open_error(what: str, path: str | os.PathLike[str], e: BaseException) -> SinkURLError:
+    """One sentence for a file or database that cannot be opened: which one (absolute path),
+    and why in words (a missing folder, no permission), never the exception's class."""
+    p = Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+    parent = p.parent
+    if not parent.exists():
+        missing = parent
+        while not missing.parent.exists():
+            missing = missing.parent
+        why = f"the folder {missing} does not exist"
+    elif not parent.is_dir():
+        why = f"{parent} is not a folder"
+    elif p.is_dir() and what != "folder":
+        why = "that is a folder"
+    elif not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        why = "permission denied"
+    elif isinstance(e, OSError) and e.strerror:
+        why = e.strerror[:1].lower() + e.strerror[1:]
+    else:
+        why = str(e) or type(e).__name__
+    return SinkURLError(f"cannot open the {what} {p}: {why}")
 
 
 def redact_url(url: str) -> str:
