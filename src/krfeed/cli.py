@@ -571,6 +571,7 @@ def replay(
         list[str] | None,
         typer.Option("--to", help="sink URL (repeatable); default: JSON lines to stdout"),
     ] = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Feed a journal back through the decoders into sinks, reproducing the live records."""
     if not path.exists():
@@ -585,6 +586,7 @@ def replay(
         if spd <= 0:
             raise fail("--speed must be positive")
     urls = _check_sinks(to or ["jsonl:-"])
+    _setup_logging(verbose)
     from krfeed.commands import replay_to
 
     status = _run(replay_to(path, urls, spd))

@@ -299,7 +299,10 @@ async def replay_to(path: Path, urls: list[str], speed: float | None) -> dict[st
         await rec.run()
     finally:
         remove()
-    return rec.status()
+    status = rec.status()
+    if not status["read"]:
+        raise JournalError(f"nothing to replay: {path} holds no complete journal entry")
+    return status
 
 
 def unsent_items(path: Path) -> AsyncIterator[Any] | None:

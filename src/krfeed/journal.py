@@ -407,9 +407,7 @@ def _entries(path: Path) -> Iterator[JournalEntry]:
                     obj = None
                 if isinstance(obj, dict) and "krfeed_journal" in obj:
                     continue
-                raise JournalError(
-                    f"{path} is not a krfeed journal: line {lineno} is not a journal entry ({e})"
-                ) from None
+                raise JournalError(f"{path}:{lineno}: not a krfeed journal entry ({e})") from None
     if rest.strip():
         log.warning("%s: last line incomplete (recording interrupted), skipped", path)
 
