@@ -20,7 +20,6 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Real-time feeds of Korean brokers (Kiwoom REST API, KIS Open API).",
 )
 err = Console(stderr=True)
 
@@ -233,16 +232,18 @@ def _noon_kst(yyyymmdd: str) -> datetime:
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", help="krfeed.toml (default: $KRFEED_CONFIG, ./krfeed.toml)"),
+    typer.Option(
+        "--config", metavar="FILE", help="krfeed.toml (default: $KRFEED_CONFIG, ./krfeed.toml)"
+    ),
 ]
 MockOpt = Annotated[bool, typer.Option("--mock", help="use the brokers' mock (모의투자) servers")]
 SimOpt = Annotated[
     str | None,
-    typer.Option("--sim", help="a running `krfeed sim` URL (uses its credentials)"),
+    typer.Option("--sim", metavar="URL", help="a running `krfeed sim` URL (uses its credentials)"),
 ]
 JournalOpt = Annotated[
     Path | None,
-    typer.Option("--journal", help="also write every raw frame to this journal"),
+    typer.Option("--journal", metavar="DIR", help="also write every raw frame to this journal"),
 ]
 VerboseOpt = Annotated[
     bool, typer.Option("--verbose", "-v", help="log to stderr (and the traceback of an error)")
@@ -251,6 +252,7 @@ ConnectTimeoutOpt = Annotated[
     float,
     typer.Option(
         "--connect-timeout",
+        metavar="S",
         help="seconds to reach each sink, and the brokers, at start before giving up",
         min=0.1,
     ),
@@ -259,6 +261,7 @@ StatusEveryOpt = Annotated[
     float,
     typer.Option(
         "--status-every",
+        metavar="S",
         help="without a terminal: a status line to stderr every S seconds (0: none)",
         min=0,
     ),
@@ -379,8 +382,10 @@ def stream(
             "--format", help="table (default in a terminal) or jsonl (default when piped)"
         ),
     ] = None,
-    count: Annotated[int | None, typer.Option(help="stop after N records")] = None,
-    duration: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
+    count: Annotated[int | None, typer.Option(metavar="N", help="stop after N records")] = None,
+    duration: Annotated[
+        float | None, typer.Option(metavar="S", help="stop after S seconds")
+    ] = None,
     config: ConfigOpt = None,
     mock: MockOpt = False,
     sim: SimOpt = None,
@@ -477,18 +482,24 @@ app.command("sim")(sim_command)
 def record(
     subscriptions: Annotated[
         list[str],
-        typer.Argument(help="BROKER:TYPE[:CODE,CODE…], e.g. kis:H0STPGM0:005930,000660 kiwoom:00"),
+        typer.Argument(
+            metavar="SUB...",
+            help="BROKER:TYPE[:CODE,CODE…], e.g. kis:H0STPGM0:005930,000660 kiwoom:00",
+        ),
     ],
     to: Annotated[
         list[str] | None,
         typer.Option(
             "--to",
+            metavar="URL",
             help="sink URL or plain path (repeatable): day.db, out.jsonl, sqlite:///rel.db, "
             "sqlite:////abs.db, parquet:///dir, postgresql://…, nats://…; default krfeed.db",
         ),
     ] = None,
-    duration: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
-    count: Annotated[int | None, typer.Option(help="stop after N records")] = None,
+    duration: Annotated[
+        float | None, typer.Option(metavar="S", help="stop after S seconds")
+    ] = None,
+    count: Annotated[int | None, typer.Option(metavar="N", help="stop after N records")] = None,
     config: ConfigOpt = None,
     mock: MockOpt = False,
     sim: SimOpt = None,
@@ -498,6 +509,7 @@ def record(
         float,
         typer.Option(
             "--stop-timeout",
+            metavar="S",
             help="at a stop, seconds a failing sink may still retry; then its rows are saved "
             "to krfeed-unsent-….jsonl (deliver with krfeed replay FILE --to URL)",
             min=0,
@@ -569,7 +581,9 @@ def replay(
     speed: Annotated[str, typer.Option(help="1 (real time), 10, … or max")] = "max",
     to: Annotated[
         list[str] | None,
-        typer.Option("--to", help="sink URL (repeatable); default: JSON lines to stdout"),
+        typer.Option(
+            "--to", metavar="URL", help="sink URL (repeatable); default: JSON lines to stdout"
+        ),
     ] = None,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -656,9 +670,11 @@ def query(
 @app.command()
 def consume(
     url: Annotated[str, typer.Argument(help="nats://HOST:PORT?stream=KRFEED")],
-    to: Annotated[list[str], typer.Option("--to", help="sink URL (repeatable)")],
+    to: Annotated[list[str], typer.Option("--to", metavar="URL", help="sink URL (repeatable)")],
     durable: Annotated[str, typer.Option(help="durable consumer name")] = "krfeed-consume",
-    duration: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
+    duration: Annotated[
+        float | None, typer.Option(metavar="S", help="stop after S seconds")
+    ] = None,
     connect_timeout: ConnectTimeoutOpt = 10.0,
     status_every: StatusEveryOpt = 10.0,
     verbose: VerboseOpt = False,

@@ -445,18 +445,35 @@ def summary(db: Path, console: Console) -> None:
         con.close()
     console.print(table)
     console.print("Try:")
+    krfeed = krfeed_command()
     console.print(
-        f'  krfeed query {db} "SELECT order_no, order_status, code, side, order_qty, fill_qty, '
+        f'  {krfeed} query {db} "SELECT order_no, order_status, code, side, order_qty, fill_qty, '
         'fill_price FROM kiwoom_order_execution ORDER BY received_at LIMIT 20"',
         highlight=False,
         soft_wrap=True,
     )
     console.print(
-        f'  krfeed query {db} "SELECT code, time, net_buy_qty, net_buy_value '
+        f'  {krfeed} query {db} "SELECT code, time, net_buy_qty, net_buy_value '
         'FROM kis_program_trading ORDER BY received_at DESC LIMIT 10"',
         highlight=False,
         soft_wrap=True,
     )
+
+
+def krfeed_command() -> str:
+    """How the user can run krfeed from here: ``krfeed`` when it is on PATH, else the path of
+    the script beside this Python (``.venv/bin/krfeed`` after ``make``)."""
+    import shutil
+
+    if shutil.which("krfeed"):
+        return "krfeed"
+    script = Path(sys.executable).parent / "krfeed"
+    if not script.exists():
+        return f"{sys.executable} -m krfeed"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def query(db: Path, sql: str, *, as_json: bool = False, console: Console | None = None) -> int:

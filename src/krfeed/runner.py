@@ -14,11 +14,21 @@ from typing import Any
 
 from krfeed.brokers import BrokerConfig
 from krfeed.errors import SubscriptionError
-from krfeed.events import Reconnecting, SessionFailed, SubscribeFailed
+from krfeed.events import (
+    Connected,
+    Disconnected,
+    Reconnecting,
+    SessionFailed,
+    Subscribed,
+    SubscribeFailed,
+)
 from krfeed.feed import Feed, FeedItem
+from krfeed.logs import get_logger
 from krfeed.records.base import Record
 from krfeed.schema.catalog import BROKERS, UnknownType, get_type
 from krfeed.session import SessionOptions, SubState
+
+log = get_logger("krfeed.run")
 
 
 @dataclass(frozen=True)
@@ -100,7 +110,9 @@ class Watch:
         self.reason = ""  # why the run should stop ("" while it may go on)
 
     def see(self, item: object) -> str:
-        """Note ``item``; returns a reason to stop, or ``""``."""
+        """Note ``item`` (and log it: ``-v`` shows connections, subscriptions, refusals);
+        returns a reason to stop, or ``""``."""
+        _log_event(item)
         if isinstance(item, SubscribeFailed):
             self.refused[f"{item.broker} {item.type} {item.item}".rstrip()] = item.reason
             subs = self.feed.subscription_states()
@@ -145,6 +157,25 @@ class Watch:
                 hint = " (is `krfeed sim` running there?)"
             parts.append(f"{x.name} at {where}: {why}{hint}" if where else f"{x.name}: {why}")
         return "; ".join(dict.fromkeys(parts))
+
+
+def _log_event(item: object) -> None:
+    if isinstance(item, Connected):
+        log.info("%s: connected to %s", item.session, item.url)
+    elif isinstance(item, Subscribed):
+        log.info("%s: subscribed %s %s", item.session, item.type, item.item)
+    elif isinstance(item, SubscribeFailed):
+        log.warning("%s: %s %s refused: %s", item.session, item.type, item.item, item.reason)
+    elif isinstance(item, Reconnecting):
+        log.warning(
+            "%s: reconnecting (attempt %d) in %.1fs: %s",
+            item.session,
+            item.attempt,
+            item.delay,
+            item.reason,
+        )
+    elif isinstance(item, Disconnected):
+        log.warning("%s: disconnected: %s", item.session, item.reason)
 
 
 @dataclass

@@ -94,9 +94,13 @@ class LiveView:
             self.sessions[item.session] = "failed" if item.fatal else "down"
             self.log.append(f"{item.session} disconnected: {item.reason}")
         elif isinstance(item, Reconnecting):
-            self.sessions[item.session] = f"retry {item.attempt}"
+            # attempt N of one outage; "reconnects" counts outages
+            self.sessions[item.session] = f"down, attempt {item.attempt}"
             if item.attempt == 1:
                 self.reconnects += 1
+            why = f"{item.session} reconnecting: {item.reason}"
+            if item.reason and (not self.log or self.log[-1] != why):
+                self.log.append(why)
         elif isinstance(item, SessionFailed):
             self.log.append(f"{item.session} stopped: {item.reason}")
         elif isinstance(item, SubscribeFailed):

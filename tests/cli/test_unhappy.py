@@ -631,3 +631,43 @@ def test_replay_of_a_duration_recording_has_the_same_rows(sim_url: str, tmp_path
             con.close()
 
     assert rows(live) and rows(again) == rows(live)
+
+
+def test_connection_refused_reason_in_the_live_view_and_when_piped(tmp_path: Path) -> None:
+    import pty
+    import select
+
+    dead = f"http://127.0.0.1:{DEAD}"
+    args = ["stream", "kis", "H0STCNT0", "005930", "--sim", dead, "--connect-timeout", "3"]
+    p = run(*args, timeout=30)
+    assert p.returncode == 2
+    reasons = [json.loads(x).get("reason", "") for x in p.stdout.splitlines()]
+    assert reasons and all(
+        r.endswith(f"{dead}/oauth2/Approval failed: connection refused") for r in reasons
+    )
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "200", "LINES": "40", "TERM": "xterm"}
+    proc = subprocess.Popen(
+        [*KRFEED, *args], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True
+    )
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.5)
+        if r:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif proc.poll() is not None:
+            break
+    proc.wait(10)
+    os.close(master)
+    text = out.decode("utf-8", "replace")
+    assert proc.returncode == 2
+    assert "kis#1 reconnecting: kis-approval request to" in text
+    assert "failed: connection refused" in text and "down, attempt" in text
