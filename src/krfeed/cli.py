@@ -688,8 +688,8 @@ def consume(
     _setup_logging(verbose)
     status = _run(_consume(url, to, durable, duration, connect_timeout, status_every))
     say(
-        f"consumed {status.messages:,} messages ({status.records:,} records, "
-        f"{status.events:,} control events) into {_where(to)}"
+        f"consumed {status.messages:,} messages ({status.records:,} records) into {_where(to)}; "
+        f"{status.events:,} of them control events"
     )
 
 
