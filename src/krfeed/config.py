@@ -186,7 +186,7 @@ def load_config(
     return cfg
 
 
-TOP_KEYS = frozenset({"kiwoom", "kis", "token_cache"})
+TOP_KEYS = frozenset({"kiwoom", "kis", "token_cache", "session"})
 KIWOOM_KEYS = frozenset({"appkey", "secretkey", "mock", "rest_url", "ws_url", "token_cache"})
 KIS_KEYS = KIWOOM_KEYS | {"hts_id", "custtype", "max_registrations"}
 
