@@ -610,11 +610,21 @@ def replay(
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     duration: Annotated[float, typer.Option(help="seconds to run")] = 30.0,
     db: Annotated[Path, typer.Option(help="SQLite file to record into")] = Path("krfeed-demo.db"),
     seed: Annotated[int, typer.Option(help="simulator seed")] = 1,
+    web: Annotated[bool, typer.Option("--web", help="show it in the browser dashboard")] = False,
+    port: Annotated[int, typer.Option(help="--web: port (0: any free port)")] = 8700,
+    open_: Annotated[bool, typer.Option("--open", help="--web: open the page")] = False,
 ) -> None:
     """Run the simulator in-process and watch Kiwoom orders/trades and KIS program trading live."""
+    if web:  # until Ctrl-C unless --duration is given
+        from krfeed.web.cli import demo_web
+
+        given = ctx.get_parameter_source("duration")
+        until = duration if given is not None and given.name != "DEFAULT" else None
+        return demo_web(seed=seed, port=port, host="127.0.0.1", open_=open_, duration=until)
     from krfeed.commands import demo as run_demo
 
     if db.exists():
@@ -777,6 +787,10 @@ app.command("orders")(orders_command)
 from krfeed.conditions_cli import conditions_app  # noqa: E402
 
 app.add_typer(conditions_app, name="conditions")
+
+from krfeed.web.cli import web_command  # noqa: E402
+
+app.command("web")(web_command)
 
 
 def main() -> None:
