@@ -202,7 +202,7 @@ class WebServer:
             if given is not None and request.path == "/":
                 if not hmac.compare_digest(given.encode(), self.token.encode()):
                     return web.Response(status=401, text="Wrong token: open the printed URL.\n")
-                resp = web.HTTPSeeOther("/")
+                resp = web.Response(status=303, headers={"Location": "/"})
                 resp.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict", path="/")
                 return resp
             if not self._authorized(request):
@@ -211,8 +211,8 @@ class WebServer:
                 )
         try:
             return await handler(request)
-        except web.HTTPException as e:
-            return e
+        except web.HTTPException as e:  # answered here, so that the headers are set on it too
+            return web.Response(status=e.status, text=e.text)
 
     # ---- handlers ----
 
