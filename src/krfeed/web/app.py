@@ -194,6 +194,7 @@ def db_items(path: Path) -> Iterator[Any]:
     import json
     import sqlite3
 
+    from krfeed.protocol.messages import DecodeError
     from krfeed.schema.catalog import BROKERS, types
     from krfeed.sinks.codec import from_dict
     from krfeed.sinks.tables import table_for
@@ -207,24 +208,41 @@ def db_items(path: Path) -> Iterator[Any]:
             if t.name not in tables:
                 continue
             cols = [r[1] for r in con.execute(f'PRAGMA table_info("{t.name}")')]
+            kinds = {c.name: c.kind for c in t.columns}
 
             def rows(
-                t_name: str = t.name, cols: list[str] = cols, b: str = b, code: str = code
+                t_name: str = t.name,
+                cols: list[str] = cols,
+                kinds: dict[str, str] = kinds,
+                b: str = b,
+                code: str = code,
             ) -> Iterator[tuple[str, dict[str, Any]]]:
                 cur = con.execute(f'SELECT * FROM "{t_name}" ORDER BY received_at')
                 for row in cur:
                     obj: dict[str, Any] = {"broker": b, "type": code}
                     for c, v in zip(cols, row, strict=True):
-                        if c == "extra":
-                            v = json.loads(v) if v else None
+                        if v is not None:  # SQLite's storage back to the JSON form
+                            if c == "extra":
+                                v = json.loads(v)
+                            elif kinds.get(c) == "bool":
+                                v = bool(v)
+                            elif kinds.get(c) == "decimal":
+                                v = str(v)
                         obj[c] = v
                     yield obj["received_at"], obj
 
             streams.append(rows())
     try:
         for _, obj in heapq.merge(*streams, key=lambda kv: kv[0]):
-            with contextlib.suppress(ValueError):
+            try:
                 yield from_dict(obj)
+            except ValueError as e:  # shown among the page's notices, never dropped silently
+                yield DecodeError(
+                    broker=obj["broker"],
+                    type=obj["type"],
+                    raw=str(obj)[:500],
+                    reason=f"row not readable: {e}",
+                )
     finally:
         con.close()
 
