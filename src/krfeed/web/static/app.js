@@ -209,7 +209,31 @@
     }
     fitX(barChart, xs, 90);
   }
+  let marketChart = null, marketKey = "";
+  function drawMarket() {
+    const codes = Object.keys(marketLines);
+    if (!codes.length) return;
+    const code = codes[0];
+    const pts = marketLines[code].pts;
+    const col = (i) => pts.map((p) => p[i]);
+    const data = [col(0), col(1), col(2), col(3)];
+    const box = $("chart-market");
+    if (!marketChart || marketKey !== lang + theme) {
+      if (marketChart) marketChart.destroy();
+      const s = (label, color, width) => ({ label, stroke: color, width, points: { show: false }, value: (u, v) => won(v, true) });
+      marketChart = new uPlot({ width: 300, height: 100, tzDate, cursor: { y: false }, legend: { show: false },
+        scales: { x: { time: true, auto: false } },
+        series: [{}, s(t("total"), css("--accent"), 1.8), s(t("arb"), PALETTE[1], 1), s(t("non_arb"), PALETTE[2], 1)],
+        axes: [timeAxis(), valueAxis()] }, data, box);
+      marketKey = lang + theme;
+      fit(marketChart, box);
+    } else {
+      marketChart.setData(data);
+    }
+    fitX(marketChart, data[0], 30);
+  }
   function resizeCharts() {
+    if (marketChart) fit(marketChart, $("chart-market"));
     if (lineChart) fit(lineChart, $("chart-lines"), $("chart-lines").querySelector(".u-legend"));
     if (barChart) fit(barChart, $("chart-bars"));
   }
@@ -217,6 +241,7 @@
     const ro = new ResizeObserver(() => resizeCharts());
     ro.observe($("chart-lines"));
     ro.observe($("chart-bars"));
+    ro.observe($("chart-market"));
   }
 
   // ---- panels ----
@@ -278,8 +303,10 @@
     $("q-code").textContent = code;
   }
 
+  let dirtyMarket = false;
   function onMarket(msg) {
     for (const code in msg.lines) mergeLine(marketLines, code, msg.lines[code]);
+    dirtyMarket = true;
     const body = $("market-body");
     if (!msg.latest.length) return;
     const m = msg.latest[0];
@@ -375,7 +402,7 @@
       tr.appendChild(td(int(o.qty), "qty", o.qty));
       tr.appendChild(td(o.price ? int(o.price) : "-", "hide-sm", o.price));
       tr.appendChild(td(int(o.filled), "filled", o.filled));
-      tr.appendChild(td(o.avg_price === null ? "-" : f2.format(o.avg_price), "hide-sm", o.avg_price));
+      tr.appendChild(td(o.avg_price === null ? "-" : Number.isInteger(o.avg_price) ? int(o.avg_price) : f2.format(o.avg_price), "hide-sm", o.avg_price));
       tr.appendChild(td(int(o.remaining), "remaining", o.remaining));
       const st = td("", "l");
       st.appendChild(el("span", "st " + o.status, t("st_" + o.status)));
@@ -492,6 +519,7 @@
 
   // charts redraw at most 4 times a second (the tables follow every push)
   setInterval(() => {
+    if (dirtyMarket && window.uPlot) { dirtyMarket = false; drawMarket(); }
     if (!dirtyCharts || !window.uPlot) return;
     dirtyCharts = false;
     drawLines();
@@ -510,6 +538,8 @@
   function applyTheme() {
     document.documentElement.dataset.theme = theme;
     lineKey = "";
+    marketKey = "";
+    dirtyMarket = true;
     if (barChart) barChart._lang = "";
     dirtyCharts = true;
     if (lastProgram) renderRanking();
