@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from krfeed import KIS, Feed, Kiwoom
+from krfeed.brokers import sim_appkey
 from krfeed.journal import JournalWriter
 from krfeed.orders.tracker import OrderTracker
 from krfeed.recorder import Recorder
@@ -58,7 +59,7 @@ async def _record(tmp: Path) -> tuple[Path, Path, list[Record]]:
             rec = Recorder(tap(), SQLiteSink(f"sqlite:///{db}"), batch_interval=0.05)
             task = asyncio.create_task(rec.run())
             await sim.place_order("kiwoom", code="005930", qty=5, price=0)
-            await sim.place_order("kis", code="000660", qty=4, price=0, appkey="sim-app-2")
+            await sim.place_order("kis", code="000660", qty=4, price=0, appkey=sim_appkey(2))
             async with asyncio.timeout(20):
                 while not (
                     sum(isinstance(r, ProgramTrading) for r in seen) > 30

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from krfeed.brokers import sim_appkey, sim_secret
 from krfeed.web import DashboardState, WebServer
 from krfeed.web.app import serve_demo
 from krfeed.web.server import CSP, is_loopback
@@ -117,8 +118,10 @@ async def test_demo_serves_live_data_and_no_credentials() -> None:
         assert len(snap["program"]["ranking"]) >= 5
         assert {s["state"] for s in snap["health"]["sessions"]} == {"live"}
         text = "\n".join(served)
-        for secret in ("sim-secret", "secretkey", "appkey", "approval_key", "access_token"):
-            assert secret not in text
+        for n in (1, 2):
+            assert sim_appkey(n) not in text and sim_secret(n) not in text
+        for word in ("secretkey", "appkey", "approval_key", "access_token"):
+            assert word not in text
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
