@@ -403,3 +403,14 @@ def test_account_refs_of_two_brokers_never_match() -> None:
     assert [s.account_ref for s in t.orders(account=AccountRef("kiwoom", KIWOOM_ACCT))] == [
         AccountRef("kiwoom", KIWOOM_ACCT)
     ]
+
+
+def test_order_stream_keeps_the_tracker_it_is_given_even_empty() -> None:
+    # an empty OrderTracker is falsy (it has a length): it must still be the one used
+    from krfeed import Feed, Kiwoom
+    from krfeed.orders import OrderStream
+
+    mine = OrderTracker()
+    assert not mine
+    feed = Feed(Kiwoom(appkey="a" * 36, secretkey="s" * 36))  # never opened
+    assert OrderStream(feed, tracker=mine).tracker is mine

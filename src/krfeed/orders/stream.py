@@ -89,7 +89,7 @@ class OrderStream:
         passthrough: bool = False,
     ) -> None:
         self.feed = feed
-        self.tracker = tracker or OrderTracker()
+        self.tracker = tracker if tracker is not None else OrderTracker()  # an empty one is falsy
         self.options = options or ReconcileOptions()
         self.reconcile_enabled = reconcile
         self.passthrough = passthrough
