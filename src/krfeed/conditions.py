@@ -42,8 +42,8 @@ from krfeed.records.kiwoom import ConditionHit
 from krfeed.schema.enums import ConditionEvent, PriceSign
 
 if TYPE_CHECKING:
+    from krfeed.brokers.kiwoom.session import KiwoomSession
     from krfeed.feed import Feed
-    from krfeed.session import KiwoomSession
 
 log = get_logger("krfeed.conditions")
 
@@ -625,7 +625,7 @@ class ConditionManager:
 
 def manager_for(feed: Feed, session: str | None = None) -> ConditionManager:
     """The condition manager of ``feed``'s Kiwoom session (named, or the first working one)."""
-    from krfeed.session import KiwoomSession
+    from krfeed.brokers.kiwoom.session import KiwoomSession
 
     kiwoom = [s for s in feed.sessions if isinstance(s, KiwoomSession)]
     if session is not None:

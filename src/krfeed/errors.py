@@ -47,3 +47,7 @@ def network_reason(e: BaseException) -> str:
         return cause.strerror[:1].lower() + cause.strerror[1:]
     text = str(e)
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+class ReconcileError(Exception):
+    """An inquiry failed (the round is reported as failed and retried later)."""

@@ -22,7 +22,8 @@ from typing import Any, TypeVar, overload
 
 import aiohttp
 
-from krfeed.brokers import KIS, BrokerConfig, Kiwoom
+from krfeed.brokers import BrokerConfig, registry
+from krfeed.brokers.registry import PlanRequest
 from krfeed.conditions import (
     Condition,
     ConditionLimits,
@@ -30,6 +31,7 @@ from krfeed.conditions import (
     ConditionWatch,
     manager_for,
 )
+from krfeed.engine import Session, SessionOptions, Subscription
 from krfeed.errors import SubscriptionError
 from krfeed.events import Dropped, Event
 from krfeed.logs import get_logger
@@ -37,14 +39,6 @@ from krfeed.protocol.messages import DecodeError
 from krfeed.queue import BoundedQueue, Overflow
 from krfeed.records.base import Record, TypeRef
 from krfeed.schema.catalog import UnknownType, get_type, types
-from krfeed.session import (
-    KISSession,
-    KiwoomSession,
-    Session,
-    SessionOptions,
-    Subscription,
-    SubState,
-)
 
 log = get_logger("krfeed.feed")
 
@@ -94,14 +88,14 @@ class Feed:
         if not brokers:
             raise ValueError("Feed needs at least one broker: Feed(Kiwoom(...), KIS(...))")
         for b in brokers:
-            if not isinstance(b, Kiwoom | KIS):
-                raise TypeError(f"expected Kiwoom(...) or KIS(...), got {type(b).__name__}")
+            registry.adapter_for(b)  # TypeError for anything that is not a broker's config
         self.brokers = list(brokers)
         self.options = options or SessionOptions()
         self._queue: BoundedQueue[FeedItem] = BoundedQueue(queue_size, overflow, block_timeout)
         self._on_raw = on_raw
         self._http: aiohttp.ClientSession | None = None
         self.sessions: list[Session] = []
+        self._broker_of: dict[str, str] = {}  # session name -> broker
         self._callbacks: list[tuple[Any, Callable[[Any], Any]]] = []
         self._started = False
         self._closed = False
@@ -139,12 +133,9 @@ class Feed:
         for cfg in self.brokers:
             counts[cfg.broker] += 1
             name = cfg.name or f"{cfg.broker}#{counts[cfg.broker]}"
-            s: Session
-            if isinstance(cfg, Kiwoom):
-                s = KiwoomSession(name, cfg, self._http, self, self.options)
-            else:
-                s = KISSession(name, cfg, self._http, self, self.options)
+            s = registry.adapter_for(cfg).session(name, cfg, self._http, self, self.options)
             self.sessions.append(s)
+            self._broker_of[name] = s.broker
             s.start()
 
     async def close(self, timeout: float = 5.0) -> None:
@@ -153,8 +144,7 @@ class Feed:
             return
         self._closed = True
         for s in self.sessions:
-            if isinstance(s, KiwoomSession) and s.cond is not None:
-                await s.cond.close()
+            await s.prepare_close()
         if self.sessions:
             await asyncio.gather(
                 *(s.close(timeout=max(0.5, timeout - 1)) for s in self.sessions),
@@ -191,30 +181,16 @@ class Feed:
                 f"no working {broker} session: add {broker.upper()}(...) to Feed"
             )
         items = self._items(rt.account, codes, broker, code)
-        planned: dict[Session, list[Subscription]] = {}
-        if broker == "kiwoom":
-            for s in sessions:
-                cfg = s.config  # type: ignore[attr-defined]
-                if cfg.mock and any(it.endswith(("_NX", "_AL")) for it in items):
-                    raise SubscriptionError("the Kiwoom mock server serves KRX codes only")
-            if rt.account:  # each app key pushes its own account
-                for s in sessions:
-                    planned[s] = [Subscription("kiwoom", code, it, True) for it in items]
-            else:
-                # items already registered somewhere stay where they are (no duplicates)
-                target = min(sessions, key=lambda x: x.registrations())
-                for it in items:
-                    owner = self._owner(sessions, code, it) or target
-                    planned.setdefault(owner, []).append(Subscription("kiwoom", code, it))
-        else:
-            planned = self._plan_kis(rt.code, rt.account, items, sessions)  # type: ignore[arg-type]
+        planned = registry.adapter(broker).plan(
+            PlanRequest(rt, items, sessions, lambda c, it: self._owner(sessions, c, it))
+        )
         out: list[Subscription] = []
         for s, subs in planned.items():
             fresh = []
             for sub in subs:
                 key = (s.name, sub.type, sub.item)
                 old = self.subscriptions.get(key)
-                if old is not None and old.state not in (SubState.FAILED, SubState.REMOVED):
+                if old is not None and old.live:
                     out.append(old)
                     continue
                 self.subscriptions[key] = sub
@@ -227,62 +203,11 @@ class Feed:
                     await asyncio.gather(*(sub.settled.wait() for sub in out))
         return out
 
-    def _plan_kis(
-        self, code: str, account: bool, items: list[str], sessions: list[KISSession]
-    ) -> dict[Session, list[Subscription]]:
-        mock_sessions = [s for s in sessions if s.config.mock]
-        rt = get_type("kis", code)
-        if mock_sessions and rt.real_only:
-            raise SubscriptionError(
-                f"{code} ({rt.title}) is not offered by the KIS mock server (모의투자 미지원)"
-            )
-        planned: dict[Session, list[Subscription]] = {}
-        if account:
-            # Execution notices: tr_key is the HTS ID; one registration per distinct HTS ID.
-            seen: set[str] = set()
-            for s in sessions:
-                hts = s.config.hts_id
-                if not hts or hts in seen:
-                    continue
-                seen.add(hts)
-                tr = rt.mock_tr if (s.config.mock and rt.mock_tr) else code
-                if s.capacity_left() < 1:
-                    raise SubscriptionError(f"no room for {tr} on {s.name} (limit reached)")
-                planned.setdefault(s, []).append(Subscription("kis", tr, hts, True))
-            if not planned:
-                raise SubscriptionError(
-                    f"{code} needs an HTS ID: pass KIS(..., hts_id='your HTS ID')"
-                )
-            return planned
-        if codes_bad := [c for c in items if not c]:
-            raise SubscriptionError(f"{code}: empty code in {codes_bad!r}")
-        room = {s: s.capacity_left() for s in sessions}
-        # Items already registered somewhere stay where they are.
-        todo = []
-        for it in items:
-            owner = self._owner(sessions, code, it)
-            if owner is not None:
-                planned.setdefault(owner, []).append(Subscription("kis", code, it))
-            else:
-                todo.append(it)
-        if len(todo) > sum(max(0, r) for r in room.values()):
-            total = sum(s.config.max_registrations for s in sessions)
-            raise SubscriptionError(
-                f"no room for {len(todo)} more {code} registration(s): "
-                f"{len(sessions)} KIS app key(s) hold at most {total} "
-                f"({sessions[0].config.max_registrations} each); add another KIS(...) app key"
-            )
-        for it in todo:
-            s = max(room, key=lambda x: room[x])  # spread: the emptiest session
-            room[s] -= 1
-            planned.setdefault(s, []).append(Subscription("kis", code, it))
-        return planned
-
     def _owner(self, sessions: Sequence[Session], code: str, item: str) -> Session | None:
         """The session already holding (code, item), if any."""
         for s in sessions:
             sub = self.subscriptions.get((s.name, code, item))
-            if sub is not None and sub.state not in (SubState.FAILED, SubState.REMOVED):
+            if sub is not None and sub.live:
                 return s
         return None
 
@@ -315,7 +240,7 @@ class Feed:
                     return b.lower(), get_type(b.lower(), c).code
                 except UnknownType as e:
                     raise SubscriptionError(str(e)) from None
-            for b in ("kiwoom", "kis"):
+            for b in registry.names():
                 if type_ in types(b):
                     return b, type_
             raise SubscriptionError(
@@ -331,7 +256,7 @@ class Feed:
         if isinstance(codes, str):
             codes = [codes]
         if account:
-            return [""] if broker == "kiwoom" else []
+            return []  # the adapter's plan places account types
         if not codes:
             raise SubscriptionError(f"{broker} {code} needs at least one code")
         out = []
@@ -392,11 +317,7 @@ class Feed:
 
     def raw(self, session: str, conn: int, received_at: datetime, text: str) -> None:
         if self._on_raw is not None:
-            broker = session.split("#", 1)[0]
-            for s in self.sessions:
-                if s.name == session:
-                    broker = s.broker
-                    break
+            broker = self._broker_of.get(session) or session.split("#", 1)[0]
             self._on_raw(broker, session, conn, received_at, text)
 
     # ---- consumption ----

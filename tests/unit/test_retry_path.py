@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from krfeed.engine.backoff import backoff, delay
 from krfeed.session import Session, SessionOptions
 
 
@@ -54,9 +55,15 @@ def test_no_quick_path_when_disabled_or_outside_market_hours() -> None:
 
 
 def test_delays_stay_under_their_caps() -> None:
-    s = Cached(True, backoff_base=0.5, backoff_cap=30.0, reconnect_cap=2.0)
-    quick = [s._backoff(n, 2.0) for n in range(1, 40) for _ in range(20)]
-    slow = [s._backoff(n) for n in range(1, 40) for _ in range(20)]
+    quick = [delay(n, 0.5, 2.0) for n in range(1, 40) for _ in range(20)]
+    slow = [delay(n, 0.5, 30.0) for n in range(1, 40) for _ in range(20)]
     assert min(quick) >= 0 and max(quick) <= 2.0
     assert max(slow) <= 30.0 and max(slow) > 2.0  # the slow path does grow past the short cap
-    assert all(s._backoff(1, 2.0) <= 0.5 for _ in range(50))  # the first retry: within base
+    assert all(delay(1, 0.5, 2.0) <= 0.5 for _ in range(50))  # the first retry: within base
+
+
+def test_the_backoff_generator_grows_to_its_cap_and_restarts_when_made_anew() -> None:
+    gen = backoff(0.5, 30.0)
+    first = [next(gen) for _ in range(12)]
+    assert all(0 <= d <= min(30.0, 0.5 * 2**i) for i, d in enumerate(first))
+    assert next(backoff(0.5, 30.0)) <= 0.5  # a new generator is attempt 1 again

@@ -32,17 +32,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from krfeed.auth import KISAccessToken
+from krfeed.brokers import registry
+from krfeed.brokers.registry import AccountAPIRequest
 from krfeed.events import Disconnected, Reconnected, Stalled, Subscribed
 from krfeed.feed import Feed, FeedItem
 from krfeed.logs import get_logger
 from krfeed.orders.model import ORDER_TYPES, OrderAnomaly, OrderEvent, ReconcileReport, normalize
 from krfeed.orders.reconcile import (
-    KIS_MOCK_RATE,
-    KIS_RATE,
-    KIWOOM_RATE,
-    KISAccountAPI,
-    KiwoomAccountAPI,
     RateLimiter,
     ReconcileOptions,
     SessionReconciler,
@@ -52,7 +48,6 @@ from krfeed.orders.reconcile import (
 from krfeed.orders.tracker import OrderTracker
 from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import Record
-from krfeed.session import KISSession, KiwoomSession
 
 log = get_logger("krfeed.orders")
 
@@ -98,7 +93,7 @@ class OrderStream:
         self._report_total = 0
         self._recons: dict[str, SessionReconciler] = {}
         self._limiters: dict[tuple[str, str], RateLimiter] = {}
-        self._kis_tokens: dict[str, KISAccessToken] = {}
+        self._rest_tokens: dict[str, Any] = {}  # REST tokens of the adapters, per app key
         self._consumer: asyncio.Task[Any] | None = None
         self._interval_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -238,41 +233,23 @@ class OrderStream:
         if session is None:
             return None
         opts = self.options
-        http = self.feed.http
+        adapter = registry.adapter(session.broker)
+        if adapter.account_api is None:
+            return None
         cfg = session.config  # type: ignore[attr-defined]
         # (broker, account), never an app key alone: Kiwoom and KIS may share the string
         acct = opts.account_for(session.broker, session.name, cfg.appkey)
-        if isinstance(session, KiwoomSession):
-            lim = self._limiter("kiwoom", cfg.appkey, opts.kiwoom_rate or KIWOOM_RATE)
-            api: KiwoomAccountAPI | KISAccountAPI = KiwoomAccountAPI(
-                http,
-                cfg.rest_url,
-                session.token,
-                lim,
+        api = adapter.account_api(
+            AccountAPIRequest(
+                session=session,
+                http=self.feed.http,
+                limiter=lambda rate: self._limiter(session.broker, cfg.appkey, rate),
+                rate=getattr(opts, f"{session.broker}_rate", None),
                 timeout=opts.timeout,
                 max_pages=opts.max_pages,
+                tokens=self._rest_tokens,
             )
-        elif isinstance(session, KISSession):
-            default = KIS_MOCK_RATE if cfg.mock else KIS_RATE
-            lim = self._limiter("kis", cfg.appkey, opts.kis_rate or default)
-            tok = self._kis_tokens.get(cfg.appkey)
-            if tok is None:
-                tok = KISAccessToken(http, cfg.rest_url, cfg.appkey, cfg.secretkey, cfg.token_cache)
-                self._kis_tokens[cfg.appkey] = tok
-            api = KISAccountAPI(
-                http,
-                cfg.rest_url,
-                cfg.appkey,
-                cfg.secretkey,
-                tok,
-                lim,
-                mock=cfg.mock,
-                custtype=cfg.custtype,
-                timeout=opts.timeout,
-                max_pages=opts.max_pages,
-            )
-        else:
-            return None
+        )
         r = SessionReconciler(
             session.broker, session.name, api, account=acct, fees=opts.kiwoom_fees
         )

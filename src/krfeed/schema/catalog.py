@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import cache
 
 from krfeed.schema.core import RealtimeType, validate
 
 BROKERS = ("kiwoom", "kis")
+#: Brokers added beside the built-in two (``krfeed.brokers.register``): their declarations.
+_DECLARED: dict[str, Callable[[], Sequence[RealtimeType]]] = {}
+
+
+def declare(broker: str, loader: Callable[[], Sequence[RealtimeType]] | None) -> None:
+    """Make the types ``loader()`` returns the catalog of ``broker`` (None: forget them)."""
+    if loader is None:
+        _DECLARED.pop(broker, None)
+    else:
+        _DECLARED[broker] = loader
+    types.cache_clear()
 
 
 class UnknownType(KeyError):
@@ -23,8 +35,11 @@ def types(broker: str) -> dict[str, RealtimeType]:
         from krfeed.schema.kiwoom_catalog import TYPES
     elif broker == "kis":
         from krfeed.schema.kis_catalog import TYPES
+    elif broker in _DECLARED:
+        TYPES = tuple(_DECLARED[broker]())
     else:
-        raise UnknownType(f"unknown broker {broker!r}: use one of {', '.join(BROKERS)}")
+        known = ", ".join((*BROKERS, *_DECLARED))
+        raise UnknownType(f"unknown broker {broker!r}: use one of {known}")
     out: dict[str, RealtimeType] = {}
     for t in TYPES:
         validate(t)

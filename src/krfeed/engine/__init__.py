@@ -1,0 +1,32 @@
+"""The broker-independent session engine: the connection loop (:mod:`.session`), the
+fatal/retry decision (:mod:`.classify`), the two reconnect paths (:mod:`.backoff`), heartbeat
+and stall limits (:mod:`.liveness`) and subscription state (:mod:`.subscriptions`)."""
+
+from __future__ import annotations
+
+from krfeed.engine.classify import FatalSession, Reconnect, Verdict, classify
+from krfeed.engine.options import SessionOptions, SessionStats
+from krfeed.engine.session import EventSink, Session
+from krfeed.engine.subscriptions import (
+    Change,
+    Subscription,
+    SubscriptionTable,
+    SubState,
+    transition,
+)
+
+__all__ = [
+    "Change",
+    "EventSink",
+    "FatalSession",
+    "Reconnect",
+    "Session",
+    "SessionOptions",
+    "SessionStats",
+    "SubState",
+    "Subscription",
+    "SubscriptionTable",
+    "Verdict",
+    "classify",
+    "transition",
+]

@@ -1,0 +1,162 @@
+"""Subscription state: every change of a :class:`Subscription`'s state goes through
+:func:`transition`, and a session's set of them lives in one :class:`SubscriptionTable`.
+
+    DESIRED --send--> PENDING --confirm--> CONFIRMED
+                              --refuse---> FAILED
+    PENDING/CONFIRMED --unsend--> PENDING (removing) --gone--> REMOVED
+    PENDING/CONFIRMED --lost--> DESIRED   (the connection ended: replayed on the next one)
+    any live state --stop--> FAILED       (the session gave up)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class SubState(StrEnum):
+    DESIRED = "desired"  # wanted, not sent on the current connection
+    PENDING = "pending"  # sent (or queued to send), no reply yet
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    REMOVED = "removed"
+
+
+class Change(StrEnum):
+    """What happened to a subscription (the input of :func:`transition`)."""
+
+    WANT = "want"  # taken over by a session: (again) desired
+    SEND = "send"  # a subscribe frame is queued
+    UNSEND = "unsend"  # an unsubscribe frame is queued
+    CONFIRM = "confirm"  # the broker accepted the subscribe
+    REFUSE = "refuse"  # the broker refused the subscribe
+    GONE = "gone"  # no longer registered (unsubscribed, or never sent)
+    LOST = "lost"  # the connection ended
+    STOP = "stop"  # the session stopped for good
+
+
+_SETTLED = (SubState.CONFIRMED, SubState.FAILED, SubState.REMOVED)
+_ENDED = (SubState.FAILED, SubState.REMOVED)
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One (broker, type, item) registration and its state on its session."""
+
+    broker: str
+    type: str
+    item: str
+    account: bool = False
+    state: SubState = SubState.DESIRED
+    reason: str = ""
+    code: str = ""
+    session: str = ""
+    group: str = ""
+    settled: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    #: An unsubscribe was sent on the current connection and its reply is awaited.
+    removing: bool = field(default=False, init=False, repr=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.type, self.item)
+
+    @property
+    def live(self) -> bool:
+        """Desired, pending or confirmed (not failed, not removed)."""
+        return self.state not in _ENDED
+
+
+def transition(sub: Subscription, change: Change, reason: str = "", code: str = "") -> bool:
+    """Apply ``change`` to ``sub``; False (and nothing changed) when it does not apply in the
+    current state — a reply to a subscribe already superseded, a loss of one never sent."""
+    state = sub.state
+    if change is Change.WANT:
+        new = SubState.DESIRED
+    elif change is Change.SEND:
+        new = SubState.PENDING
+    elif change is Change.UNSEND:
+        new, reason = SubState.PENDING, "unsubscribing"
+    elif change is Change.CONFIRM or change is Change.REFUSE:
+        if state is not SubState.PENDING or sub.removing:
+            return False
+        new = SubState.CONFIRMED if change is Change.CONFIRM else SubState.FAILED
+    elif change is Change.GONE:
+        new = SubState.REMOVED
+    elif change is Change.LOST:
+        if state not in (SubState.PENDING, SubState.CONFIRMED):
+            return False
+        new = SubState.DESIRED
+    else:  # STOP
+        if state in _ENDED:
+            return False
+        new = SubState.FAILED
+    sub.state = new
+    sub.reason = reason
+    sub.code = code
+    # a stopped session keeps the note of an unsubscribe in flight (it is dead either way)
+    sub.removing = change is Change.UNSEND or (change is Change.STOP and sub.removing)
+    if new in _SETTLED:
+        sub.settled.set()
+    else:
+        sub.settled.clear()
+    return True
+
+
+class SubscriptionTable:
+    """A session's subscriptions by (type, item), and those replaced while their unsubscribe
+    is in flight."""
+
+    def __init__(self, session: str) -> None:
+        self.session = session
+        self.by_key: dict[tuple[str, str], Subscription] = {}
+        self.leaving: list[Subscription] = []
+
+    def __iter__(self) -> Iterator[Subscription]:
+        return iter(self.by_key.values())
+
+    def count_live(self) -> int:
+        return sum(1 for s in self.by_key.values() if s.live)
+
+    def in_state(self, state: SubState) -> list[Subscription]:
+        return [s for s in self.by_key.values() if s.state == state]
+
+    def take(self, subs: Iterable[Subscription]) -> list[Subscription]:
+        """Take over ``subs``; returns those that are new here (now desired)."""
+        new = []
+        for s in subs:
+            old = self.by_key.get(s.key)
+            if old is not None and old.live:
+                if not old.removing:
+                    continue
+                # subscribed again while its unsubscribe is in flight: the new registration
+                # goes out after the unsubscribe, whose reply then settles only the old one
+                self.leaving.append(old)
+            s.session = self.session
+            transition(s, Change.WANT)
+            self.by_key[s.key] = s
+            new.append(s)
+        return new
+
+    def forget(self, s: Subscription) -> None:
+        """``s`` is no longer registered: drop it and mark it removed."""
+        if self.by_key.get(s.key) is s:
+            del self.by_key[s.key]
+        elif s in self.leaving:
+            self.leaving.remove(s)
+        transition(s, Change.GONE)
+
+    def cut_off(self) -> list[Subscription]:
+        """The connection ended: returns the unsubscribes it cut off (complete now — the next
+        connection starts with nothing registered, so they must not be replayed, and the
+        caller forgets them); everything else pending or confirmed is desired again."""
+        cut = [*self.leaving, *(s for s in self.by_key.values() if s.removing)]
+        for s in self.by_key.values():
+            if not s.removing:
+                transition(s, Change.LOST)
+        return cut
+
+    def stop(self, reason: str, code: str) -> None:
+        for s in self.by_key.values():
+            transition(s, Change.STOP, f"session stopped: {reason}", code)
