@@ -6,6 +6,7 @@ from krfeed import Feed, Kiwoom, KIS
 from __future__ import annotations
 
 from krfeed.brokers import KIS, Kiwoom
+from krfeed.engine import SessionOptions, Subscription, SubState
 from krfeed.errors import AuthError, KrfeedError, SubscriptionError, TransientError
 from krfeed.events import (
     Connected,
@@ -26,7 +27,6 @@ from krfeed.feed import Feed, FeedItem
 from krfeed.protocol import KISCodec, KiwoomCodec, decode
 from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import KISRecord, KiwoomRecord, Record, TypeRef
-from krfeed.session import SessionOptions, Subscription, SubState
 from krfeed.sync import SyncFeed
 
 __version__ = "0.1.0"

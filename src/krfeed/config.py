@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from krfeed.brokers import KIS, Kiwoom
-from krfeed.session import SessionOptions
+from krfeed.engine import SessionOptions
 
 CANDIDATES = (Path("krfeed.toml"), Path("~/.config/krfeed/krfeed.toml"))
 

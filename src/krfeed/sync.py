@@ -17,9 +17,9 @@ from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 from krfeed.brokers import BrokerConfig
+from krfeed.engine import Subscription
 from krfeed.feed import Feed, FeedItem
 from krfeed.records.base import TypeRef
-from krfeed.session import Subscription
 
 T = TypeVar("T")
 _END = object()

@@ -171,23 +171,8 @@ def kiwoom_snapshot(
         o = opens.get(no)
         f = fills.get(no)
         for extra in (o, f):
-            if extra is None:
-                continue
-            if _int(extra.get("cntr_qty")) > s.filled_qty:
-                s.consistent = False  # the inquiries saw different moments of this order
-            stt = str(extra.get("ord_stt") or "")
-            if "확인" in stt:
-                s.confirmed = True
-            if "거부" in stt and not s.rejected_qty:
-                s.rejected_qty = max(0, s.order_qty - s.filled_qty)
-            if extra.get("tdy_trde_cmsn") not in (None, ""):
-                s.commission = _int(extra.get("tdy_trde_cmsn"))
-            if extra.get("tdy_trde_tax") not in (None, ""):
-                s.tax = _int(extra.get("tdy_trde_tax"))
-            if s.order_time is None:
-                s.order_time = _at(day, extra.get("tm") or extra.get("ord_tm"))
-            if not s.account and extra.get("acnt_no"):
-                s.account = str(extra["acnt_no"]).strip() or None
+            if extra is not None:
+                _complete(s, extra, day)
         if o is not None:
             s.remaining_qty = _int(o.get("oso_qty"))
             if _int(o.get("cntr_qty")) == s.filled_qty and o.get("cntr_tot_amt") not in (None, ""):
@@ -204,6 +189,25 @@ def kiwoom_snapshot(
             s.consistent = False
         out[no] = s
     return out
+
+
+def _complete(s: OrderSnapshot, extra: dict[str, Any], day: date) -> None:
+    """What a ka10075 / ka10076 row adds to the kt00009 view of order ``s``."""
+    if _int(extra.get("cntr_qty")) > s.filled_qty:
+        s.consistent = False  # the inquiries saw different moments of this order
+    stt = str(extra.get("ord_stt") or "")
+    if "확인" in stt:
+        s.confirmed = True
+    if "거부" in stt and not s.rejected_qty:
+        s.rejected_qty = max(0, s.order_qty - s.filled_qty)
+    if extra.get("tdy_trde_cmsn") not in (None, ""):
+        s.commission = _int(extra.get("tdy_trde_cmsn"))
+    if extra.get("tdy_trde_tax") not in (None, ""):
+        s.tax = _int(extra.get("tdy_trde_tax"))
+    if s.order_time is None:
+        s.order_time = _at(day, extra.get("tm") or extra.get("ord_tm"))
+    if not s.account and extra.get("acnt_no"):
+        s.account = str(extra["acnt_no"]).strip() or None
 
 
 _KIS_SIDE = {"01": Side.SELL, "02": Side.BUY}
