@@ -14,7 +14,7 @@ from rich.table import Table
 
 from krfeed.schema.catalog import BROKERS, UnknownType, get_type, types
 from krfeed.schema.convert import KST
-from krfeed.schema.core import BASE_KINDS
+from krfeed.schema.core import BASE_KINDS, UNIT_NAMES
 
 app = typer.Typer(
     add_completion=False,
@@ -110,7 +110,14 @@ def schema(
     except UnknownType as e:
         raise fail(str(e)) from None
     fields = [
-        {"wire": f.wire, "korean": f.korean, "name": f.name, "kind": f.kind, "since": f.since}
+        {
+            "wire": f.wire,
+            "korean": f.korean,
+            "name": f.name,
+            "kind": f.kind,
+            "unit": f.unit,
+            "since": f.since,
+        }
         for f in t.fields
     ]
     if as_json:
@@ -129,14 +136,20 @@ def schema(
         sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
         return
     table = Table(title=f"{t.broker} {t.code} {t.title} — {t.name}", caption=t.description)
-    for col in ("#", "wire", "korean", "name", "kind", "since"):
-        table.add_column(col)
+    cols = ["#", "wire", "korean", "name", "kind", "unit"]
+    if len(t.layouts) > 1:
+        cols.append("since")
+    for col in cols:
+        table.add_column(col, no_wrap=col == "name")
     for i, f in enumerate(fields, 1):
-        table.add_row(str(i), f["wire"], f["korean"], f["name"], f["kind"], f["since"])
+        table.add_row(str(i), *(f[c] for c in cols[1:]))
     out.print(table)
     if len(t.layouts) > 1:
         versions = ", ".join(f"{w} ({t.layout_label(w)})" for w in t.layouts)
         out.print(f"  layouts (fields per record): {versions}")
+    units = sorted({f.unit for f in t.fields if f.unit})
+    if units:
+        out.print(f"  [dim]unit[/]: {', '.join(f'{u} = {UNIT_NAMES.get(u, u)}' for u in units)}")
     kinds = sorted({f.kind for f in t.fields})
     for k in kinds:
         out.print(f"  [dim]{k}[/]: {BASE_KINDS.get(k, 'coded value, see krfeed.schema.enums')}")

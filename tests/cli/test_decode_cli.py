@@ -129,6 +129,18 @@ def test_schema_table_of_one_type() -> None:
         assert word in r.stdout
 
 
+def test_schema_shows_units_other_than_won() -> None:
+    r = krfeed("schema", "kiwoom", "0B", "--json")
+    assert r.returncode == 0, r.stderr
+    units = {f["name"]: f["unit"] for f in json.loads(r.stdout)["fields"]}
+    assert units["cumulative_value"] == "백만원" and units["market_cap"] == "억원"
+    assert units["current_price"] == "" and units["trade_volume"] == ""
+    table = krfeed("schema", "kiwoom", "0w")
+    rows = [line for line in table.stdout.splitlines() if "매수금액" in line]
+    assert rows and "백만원" in rows[0], table.stdout
+    assert "백만원 = millions of won" in table.stdout
+
+
 def test_schema_lists_both_brokers() -> None:
     r = krfeed("schema", "--json")
     assert r.returncode == 0, r.stderr

@@ -181,6 +181,30 @@ async def test_column_types_index_and_key(sink: PostgresSink, pg_url: str) -> No
     assert comment == "계좌번호 (9201)"
 
 
+async def test_column_comments_name_the_unit(sink: PostgresSink, pg_url: str) -> None:
+    """Kiwoom 0B 14 누적거래대금 and 0w amounts are in 백만원 (Kiwoom spec: "단위: 백만원");
+    the column comment says so, a plain won column carries no unit."""
+    await sink.write(sample_records(4, seed=3, classes=[KIWOOM["0B"], KIWOOM["0w"]]))
+    schema = schema_of(pg_url)
+    conn = await asyncpg.connect(server_dsn(pg_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT c.relname, a.attname, col_description(c.oid, a.attnum) AS note "
+            "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 "
+            "AND a.attname IN ('cumulative_value', 'program_net_buy_amount', 'current_price')",
+            schema,
+        )
+    finally:
+        await conn.close()
+    notes = {(r["relname"], r["attname"]): r["note"] for r in rows}
+    assert notes[("kiwoom_stock_trade", "cumulative_value")] == "누적거래대금 (14), 단위: 백만원"
+    assert notes[("kiwoom_program_trading", "program_net_buy_amount")] == (
+        "순매수금액 (212), 단위: 백만원"
+    )
+    assert notes[("kiwoom_stock_trade", "current_price")] == "현재가 (10)"
+
+
 async def test_same_batch_twice_is_stored_once(sink: PostgresSink, pg_url: str) -> None:
     market = sample_records(200, seed=1, classes=[KIS["H0STPGM0"], KIWOOM["0B"]])
     account = sample_records(20, seed=2, classes=[KIWOOM["00"], KIS["H0STCNI0"]])

@@ -13,7 +13,8 @@ from krfeed.schema.enums import ENUM_KINDS
 #: Plain value kinds. ``enum:<name>`` kinds are listed in :data:`krfeed.schema.enums.ENUM_KINDS`.
 BASE_KINDS: dict[str, str] = {
     "text": "string; '' becomes None",
-    "int": "integer (won, shares, counts); a sign is arithmetic ('-50' is -50)",
+    "int": "integer (won, shares, counts unless the field's unit says otherwise); a sign is "
+    "arithmetic ('-50' is -50)",
     "price": "Kiwoom signed price: level (int) plus <name>_dir Direction from the sign",
     "price_decimal": "Kiwoom signed non-integer level (index, NAV): Decimal plus <name>_dir",
     "aggressor_qty": "Kiwoom 0B/15 volume: quantity (int) plus <name>_side Side (+ buy/- sell)",
@@ -23,6 +24,9 @@ BASE_KINDS: dict[str, str] = {
     "yn": "Y/N -> bool",
     "flag01": "0/1 -> bool",
 }
+
+#: The units a field may declare, in English.
+UNIT_NAMES: dict[str, str] = {"백만원": "millions of won", "억원": "hundreds of millions of won"}
 
 RESERVED = frozenset({"received_at", "item", "broker", "type", "title", "fields", "extra"})
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -36,6 +40,9 @@ class F:
     at the end of a record without changing the TR id): the label of that layout version, e.g.
     ``"2026-09-14"``. Fields with the same label form one version; see
     :attr:`RealtimeType.layouts`.
+
+    ``unit`` is the unit of a number where the broker documents one other than the plain
+    won/shares of its kind, e.g. ``"백만원"`` (millions of won) or ``"억원"``.
     """
 
     wire: str
@@ -43,6 +50,7 @@ class F:
     name: str
     kind: str = "text"
     since: str = ""
+    unit: str = ""
 
     @property
     def attrs(self) -> tuple[str, ...]:

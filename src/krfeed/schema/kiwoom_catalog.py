@@ -103,7 +103,7 @@ TYPES: tuple[RealtimeType, ...] = (
             F("27", "(최우선)매도호가", "best_ask", "price"),
             F("28", "(최우선)매수호가", "best_bid", "price"),
             F("13", "누적거래량", "cumulative_volume", "int"),
-            F("14", "누적거래대금", "cumulative_value", "int"),
+            F("14", "누적거래대금", "cumulative_value", "int", unit="백만원"),
             F("16", "시가", "open_price", "price"),
             F("17", "고가", "high_price", "price"),
             F("18", "저가", "low_price", "price"),
@@ -113,7 +113,7 @@ TYPES: tuple[RealtimeType, ...] = (
             F("30", "전일거래량대비(비율)", "volume_ratio_vs_prev_day", "decimal"),
             F("31", "거래회전율", "turnover_rate", "decimal"),
             F("32", "거래비용", "trade_cost", "int"),
-            F("311", "시가총액(억)", "market_cap", "int"),
+            F("311", "시가총액(억)", "market_cap", "int", unit="억원"),
             F("567", "상한가발생시간", "upper_limit_time", "time"),
             F("568", "하한가발생시간", "lower_limit_time", "time"),
         ),
@@ -134,7 +134,7 @@ TYPES: tuple[RealtimeType, ...] = (
             F("28", "(최우선)매수호가", "best_bid", "price"),
             F("15", "거래량", "trade_volume", "aggressor_qty"),
             F("13", "누적거래량", "cumulative_volume", "int"),
-            F("14", "누적거래대금", "cumulative_value", "int"),
+            F("14", "누적거래대금", "cumulative_value", "int", unit="백만원"),
             F("16", "시가", "open_price", "price"),
             F("17", "고가", "high_price", "price"),
             F("18", "저가", "low_price", "price"),
@@ -145,7 +145,7 @@ TYPES: tuple[RealtimeType, ...] = (
             F("31", "거래회전율", "turnover_rate", "decimal"),
             F("32", "거래비용", "trade_cost", "int"),
             F("228", "체결강도", "trade_strength", "decimal"),
-            F("311", "시가총액(억)", "market_cap", "int"),
+            F("311", "시가총액(억)", "market_cap", "int", unit="억원"),
             F("290", "장구분", "market_session", "enum:session290"),
             # K.O 접근도: format undocumented
             F("691", "K.O 접근도", "ko_proximity"),
@@ -522,7 +522,7 @@ TYPES: tuple[RealtimeType, ...] = (
             # documented as +buy/-sell like 0B/15
             F("15", "거래량", "trade_volume", "aggressor_qty"),
             F("13", "누적거래량", "cumulative_volume", "int"),
-            F("14", "누적거래대금", "cumulative_value", "int"),
+            F("14", "누적거래대금", "cumulative_value", "int", unit="백만원"),
             F("16", "시가", "open_price", "price_decimal"),
             F("17", "고가", "high_price", "price_decimal"),
             F("18", "저가", "low_price", "price_decimal"),
@@ -545,7 +545,7 @@ TYPES: tuple[RealtimeType, ...] = (
             F("255", "하락종목수", "falling_count", "int"),
             F("254", "하한종목수", "lower_limit_count", "int"),
             F("13", "누적거래량", "cumulative_volume", "int"),
-            F("14", "누적거래대금", "cumulative_value", "int"),
+            F("14", "누적거래대금", "cumulative_value", "int", unit="백만원"),
             # index level, signed and non-integer ("-1757.42")
             F("10", "현재가", "current_price", "price_decimal"),
             # index points: non-integer, sign is arithmetic
@@ -641,14 +641,16 @@ TYPES: tuple[RealtimeType, ...] = (
             F("12", "등락율", "change_rate", "decimal"),
             F("13", "누적거래량", "cumulative_volume", "int"),
             F("202", "매도수량", "program_sell_qty", "int"),
-            F("204", "매도금액", "program_sell_amount", "int"),
+            # 204/208/212/213 are in 백만원: the spec's example has 206 매수수량 8043 at
+            # 현재가 60200 with 208 매수금액 483 (8043 x 60200 = 484 million won).
+            F("204", "매도금액", "program_sell_amount", "int", unit="백만원"),
             F("206", "매수수량", "program_buy_qty", "int"),
             # 208 and 212: the example suggests 백만원 units
-            F("208", "매수금액", "program_buy_amount", "int"),
+            F("208", "매수금액", "program_buy_amount", "int", unit="백만원"),
             F("210", "순매수수량", "program_net_buy_qty", "int"),
             F("211", "순매수수량증감", "program_net_buy_qty_change", "int"),
-            F("212", "순매수금액", "program_net_buy_amount", "int"),
-            F("213", "순매수금액증감", "program_net_buy_amount_change", "int"),
+            F("212", "순매수금액", "program_net_buy_amount", "int", unit="백만원"),
+            F("213", "순매수금액증감", "program_net_buy_amount_change", "int", unit="백만원"),
             # a remaining duration, not a clock time
             F("214", "장시작예상잔여시간", "time_to_open"),
             F("215", "장운영구분", "market_operation"),
@@ -666,7 +668,7 @@ TYPES: tuple[RealtimeType, ...] = (
             F("9001", "종목코드", "code"),
             F("302", "종목명", "stock_name"),
             F("13", "누적거래량", "cumulative_volume", "int"),
-            F("14", "누적거래대금", "cumulative_value", "int"),
+            F("14", "누적거래대금", "cumulative_value", "int", unit="백만원"),
             F("9068", "VI발동구분", "vi_trigger_type"),
             F("9008", "KOSPI,KOSDAQ,전체구분", "market_scope"),
             F("9075", "장전구분", "pre_market_type"),

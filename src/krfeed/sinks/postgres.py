@@ -310,6 +310,8 @@ class PostgresSink:
         for c in t.columns:
             if c.korean:
                 note = f"{c.korean} ({c.wire})" if c.wire else c.korean
+                if c.unit:
+                    note += f", 단위: {c.unit}"
                 stmts.append(f"COMMENT ON COLUMN {name}.{quote_ident(c.name)} IS {_literal(note)}")
         return stmts
 

@@ -38,6 +38,7 @@ class Column:
     kind: str  # text | int | decimal | timestamp | date | bool
     wire: str = ""
     korean: str = ""
+    unit: str = ""  # where the broker documents one other than won/shares (e.g. 백만원)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,7 @@ def table_for(broker: str, code: str) -> Table:
     cols: list[Column] = [Column("received_at", "timestamp"), Column("item", "text")]
     for f in rt.fields:
         kind = _KIND_OF.get(f.kind, "text")
-        cols.append(Column(f.name, kind, f.wire, f.korean))
+        cols.append(Column(f.name, kind, f.wire, f.korean, f.unit))
         if f.kind in ("price", "price_decimal"):
             cols.append(Column(f.name + "_dir", "text", f.wire, f.korean + " 부호"))
         elif f.kind == "aggressor_qty":
