@@ -406,16 +406,32 @@ def stream(
     connect_timeout: ConnectTimeoutOpt = 10.0,
     verbose: VerboseOpt = False,
     idle_timeout: IdleTimeoutOpt = None,
+    fields: Annotated[
+        str | None,
+        typer.Option(
+            metavar="A,B,C",
+            help="the columns of the table (field names, see krfeed schema BROKER TYPE)",
+        ),
+    ] = None,
 ) -> None:
     """Watch a feed live: a table in a terminal, JSON lines when piped.
 
+    Each kind of type has its view: an order-book ladder, a trade tape, a blotter of orders
+    and fills, program trading columns; --fields picks the columns instead.
+
     Example: krfeed stream kis H0STPGM0 005930 --sim http://127.0.0.1:8765"""
     from krfeed.runner import parse_sub
+    from krfeed.views import check_fields
 
     b = _broker(broker)
     spec = f"{b}:{type_}" + (":" + ",".join(codes) if codes else "")
     try:
         sub = parse_sub(spec)
+        picked = (
+            check_fields(get_type(b, sub.type), [f.strip() for f in fields.split(",") if f.strip()])
+            if fields is not None
+            else None
+        )
     except ValueError as e:
         raise fail(str(e)) from None
     mode = fmt_ or ("table" if sys.stdout.isatty() else "jsonl")
@@ -424,7 +440,19 @@ def stream(
     _setup_logging(verbose)
     brokers = _brokers_for(config, mock, sim, {b})
     options = _session_options(config, mock, sim, idle_timeout)
-    _run(_stream(brokers, sub, mode, count, duration, _journal(journal), options, connect_timeout))
+    _run(
+        _stream(
+            brokers,
+            sub,
+            mode,
+            count,
+            duration,
+            _journal(journal),
+            options,
+            connect_timeout,
+            picked,
+        )
+    )
 
 
 async def _stream(
@@ -436,6 +464,7 @@ async def _stream(
     journal: Any,
     options: Any = None,
     connect_timeout: float = 10.0,
+    fields: list[str] | None = None,
 ) -> None:
     from krfeed.jsonout import encode_line
     from krfeed.runner import run_feed
@@ -464,7 +493,7 @@ async def _stream(
 
         from krfeed.views import LiveView
 
-        view = LiveView()
+        view = LiveView(fields=fields)
         with Live(view.render(), console=Console(), refresh_per_second=4, transient=False) as live:
 
             def update(item: Any) -> None:

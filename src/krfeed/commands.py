@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -234,11 +234,12 @@ async def record(
             tasks.append(asyncio.create_task(report()))
         if show:
             assert view is not None
+            view.status_line = lambda: _status_line(rec, feed)
             with Live(console=console, refresh_per_second=4) as lv:
 
                 async def refresh() -> None:
                     while True:
-                        lv.update(Group(_status_line(rec, feed), view.render()))
+                        lv.update(view.render())
                         await asyncio.sleep(0.25)
 
                 r = asyncio.create_task(refresh())
@@ -246,7 +247,7 @@ async def record(
                     await rec.run(until=_after(duration, end))
                 finally:
                     r.cancel()
-                    lv.update(Group(_status_line(rec, feed), view.render()))
+                    lv.update(view.render())
         else:
             await rec.run(until=_after(duration, end))
     finally:
@@ -348,7 +349,10 @@ async def demo(
     from krfeed.sim import SimConfig, Simulator
 
     console = console or Console()
-    cfg = SimConfig(port=0, seed=seed, rate=4.0, auto_orders=1.0, ping_interval=5.0)
+    # Auto-orders trade the codes the demo shows.
+    cfg = SimConfig(
+        port=0, seed=seed, rate=4.0, auto_orders=1.0, ping_interval=5.0, codes=DEMO_CODES
+    )
     async with Simulator(cfg) as sim:
         console.print(f"[dim]simulator running at {sim.url}[/]")
         brokers: list[BrokerConfig] = [Kiwoom.sim(sim.url, 1), KIS.sim(sim.url, 2)]

@@ -1,16 +1,21 @@
-"""Live terminal views (rich): a row per code for market data, a scrolling blotter for order
-events, and a status line with connection state, records/s, reconnects and decode errors."""
+"""Live terminal views (rich), one chosen per kind of type: an order-book ladder (asks above
+bids with quantities), a trade tape, a blotter of orders and fills, and for every other type a
+row per code with the columns declared below. Sections that do not fit the terminal shrink
+(fewer levels, fewer tape and blotter rows) and then give way, with a line saying so."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, RenderableType
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -28,9 +33,198 @@ from krfeed.events import (
 from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import Record
 from krfeed.schema.convert import KST
+from krfeed.schema.core import RealtimeType
 
-MAX_COLUMNS = 9
 BLOTTER_ROWS = 15
+TAPE_ROWS = 8
+BOOK_LEVELS = 5
+
+# ---- what each type shows: data, not code per type ----
+
+_TAPE_KIS = ("time", "current_price", "change_rate", "trade_volume", "cumulative_volume")
+_PGM_KIS = ("time", "sell_qty", "buy_qty", "net_buy_qty", "net_buy_value")
+_QUOTE = ("current_price", "change_rate", "cumulative_volume")
+
+#: The columns of a type's view, most useful first ("broker:code"; several codes may share one
+#: entry, separated by "|"). Types not listed show their first fields.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    # trade tapes
+    "kiwoom:0B": (
+        "trade_time",
+        "current_price",
+        "change_rate",
+        "trade_volume",
+        "cumulative_volume",
+        "cumulative_value",
+    ),
+    "kis:H0STCNT0|H0NXCNT0|H0UNCNT0|H0STOUP0": (*_TAPE_KIS, "trade_strength"),
+    # program trading
+    "kiwoom:0w": (
+        "trade_time",
+        "current_price",
+        "program_sell_qty",
+        "program_buy_qty",
+        "program_net_buy_qty",
+        "program_net_buy_amount",
+    ),
+    "kis:H0STPGM0|H0NXPGM0|H0UNPGM0": _PGM_KIS,
+    # quotes and the rest
+    "kiwoom:0A": (*_QUOTE, "cumulative_value", "best_ask", "best_bid"),
+    "kiwoom:0C": ("best_ask", "best_bid"),
+    "kiwoom:0H": ("trade_time", "current_price", "change_rate", "trade_volume"),
+    "kiwoom:0J": ("trade_time", *_QUOTE, "cumulative_value"),
+    "kiwoom:0U": (
+        "trade_time",
+        "current_price",
+        "change_rate",
+        "rising_count",
+        "unchanged_count",
+        "falling_count",
+    ),
+    "kiwoom:0G": ("trade_time", "nav", "nav_change_rate", "current_price", "tracking_error_rate"),
+    "kiwoom:1h": ("stock_name", "vi_trigger_type", "vi_trigger_price", "vi_release_time"),
+    "kiwoom:04": (
+        "code",
+        "holding_qty",
+        "orderable_qty",
+        "purchase_price",
+        "current_price",
+        "today_realized_pnl",
+    ),
+    "kis:H0STANC0|H0NXANC0|H0UNANC0|H0STOAC0": _TAPE_KIS,
+    "kis:H0STMKO0|H0NXMKO0|H0UNMKO0": ("halted", "market_op_code", "vi_code", "stock_status_code"),
+    "kis:H0UPCNT0|H0UPANC0": ("time", "current_index", "change", "change_rate", "trade_volume"),
+}
+
+#: Types shown as a trade tape (the newest trades of every code, newest first).
+TAPES = frozenset({"kiwoom:0B", "kis:H0STCNT0", "kis:H0NXCNT0", "kis:H0UNCNT0", "kis:H0STOUP0"})
+
+
+@dataclass(frozen=True, slots=True)
+class BlotterSpec:
+    """Where an account type keeps the blotter's columns (field names; "" = not carried)."""
+
+    time: str
+    order: str
+    code: str
+    side: str
+    status: str
+    qty: str
+    filled: str  # cumulative filled quantity ("" = summed from the fills seen)
+    price: str
+    left: str  # remaining quantity ("" = order qty minus filled)
+    kind: str  # modify / cancel marker
+    fill_qty: str = ""  # per-fill quantity of a fill notice (when ``filled`` is summed)
+
+
+#: Account types with orders and fills.
+BLOTTERS: dict[str, BlotterSpec] = {
+    "kiwoom:00": BlotterSpec(
+        "order_fill_time",
+        "order_no",
+        "code",
+        "side",
+        "order_status",
+        "order_qty",
+        "fill_qty",  # 911 체결량 is cumulative per order (915 단위체결량 is the fill's own)
+        "unit_fill_price",
+        "unfilled_qty",
+        "order_kind",
+    ),
+    "kis:H0STCNI0|H0STCNI9": BlotterSpec(
+        "time",
+        "order_no",
+        "code",
+        "side",
+        "notice_kind",
+        "order_qty",
+        "",
+        "fill_price",
+        "",
+        "correction",
+        fill_qty="fill_qty",  # CNTG_QTY: the fill's quantity (the order quantity on an ack)
+    ),
+}
+
+#: Short column headings (the field name is used otherwise).
+LABELS: dict[str, str] = {
+    "trade_time": "time",
+    "current_price": "price",
+    "current_index": "index",
+    "change_rate": "chg%",
+    "trade_volume": "volume",
+    "cumulative_volume": "cum volume",
+    "cumulative_value": "cum value",
+    "trade_strength": "strength",
+    "program_sell_qty": "sell qty",
+    "program_buy_qty": "buy qty",
+    "program_net_buy_qty": "net qty",
+    "program_net_buy_amount": "net amount",
+    "net_buy_qty": "net qty",
+    "net_buy_value": "net value",
+    "sell_qty": "sell qty",
+    "buy_qty": "buy qty",
+    "holding_qty": "holding",
+    "orderable_qty": "orderable",
+    "purchase_price": "avg cost",
+    "today_realized_pnl": "realized",
+}
+
+
+def _lookup(table: dict[str, Any], broker: str, code: str) -> Any:
+    for key, value in table.items():
+        b, codes = key.split(":", 1)
+        if b == broker and code in codes.split("|"):
+            return value
+    return None
+
+
+def view_kind(t: RealtimeType) -> str:
+    """``book``, ``tape``, ``blotter`` or ``table``: how a type is shown."""
+    if _lookup(BLOTTERS, t.broker, t.code) is not None:
+        return "blotter"
+    if f"{t.broker}:{t.code}" in TAPES:
+        return "tape"
+    names = {f.name for f in t.fields}
+    if {"ask_price_2", "ask_qty_2", "bid_price_2", "bid_qty_2"} <= names:
+        return "book"
+    return "table"
+
+
+def field_names(t: RealtimeType) -> list[str]:
+    """The names ``--fields`` accepts for a type."""
+    return [a for f in t.fields for a in f.attrs if not a.endswith(("_dir", "_side"))]
+
+
+def check_fields(t: RealtimeType, fields: Sequence[str]) -> list[str]:
+    """``fields`` when every name is a field of ``t``; else ValueError in one sentence."""
+    valid = field_names(t)
+    unknown = [f for f in fields if f not in valid]
+    if unknown:
+        raise ValueError(
+            f"{t.broker} {t.code} has no field{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}; "
+            f"its fields are {', '.join(valid)}"
+        )
+    return list(fields)
+
+
+def columns_for(t: RealtimeType) -> list[str]:
+    """The declared columns of a type, else its first fields (``code`` is the item column)."""
+    declared = _lookup(COLUMNS, t.broker, t.code)
+    if declared is not None:
+        return list(declared)
+    return [n for n in field_names(t) if n != "code"][:8]
+
+
+def heading(t: RealtimeType | None, name: str, *, short: bool = True) -> str:
+    """A column heading: the short label (or the name) and the field's unit when it has one."""
+    label = LABELS.get(name, name) if short else name
+    if t is not None:
+        for f in t.fields:
+            if name == f.name and f.unit:
+                return f"{label} {f.unit}"
+    return label
 
 
 def fmt(v: Any) -> str:
@@ -51,19 +245,58 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
-def _columns(record: Record) -> list[str]:
-    names = [n for n in record.__struct_fields__ if n not in ("received_at", "item")]
-    # Direction/side companions are shown as colour, not as columns.
-    return [n for n in names if not n.endswith(("_dir", "_side"))][:MAX_COLUMNS]
+def _styled(r: Record, name: str) -> Text:
+    txt = Text(fmt(getattr(r, name, None)))
+    d = getattr(r, name + "_dir", None)
+    if d is not None:
+        txt.stylize("red" if d.value == "up" else "blue" if d.value == "down" else "")
+    s = getattr(r, name + "_side", None)
+    if s is not None:
+        txt.stylize("red" if s.value == "buy" else "blue")
+    return txt
+
+
+def _table(title: str, **kw: Any) -> Table:
+    return Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=None,
+        header_style="bold underline",
+        padding=(0, 1),
+        pad_edge=False,
+        **kw,
+    )
+
+
+def _fit(table: Table, console: Console, options: ConsoleOptions, keep: int) -> Table:
+    """Drop trailing columns until the table fits the width (digits never wrap)."""
+    while len(table.columns) > keep:
+        if Measurement.get(console, options, table).maximum <= options.max_width:
+            break
+        table.columns.pop()
+    return table
 
 
 class LiveView:
-    """Folds the stream into a renderable; call :meth:`update` per item, :meth:`render` to draw."""
+    """Folds the stream into a renderable; call :meth:`update` per item, :meth:`render` to draw.
 
-    def __init__(self, title: str = "krfeed") -> None:
+    ``fields`` replaces the columns of every market type (the blotter too, when it is the only
+    thing shown); ``status=False`` leaves the status line to the caller (record draws its own)."""
+
+    def __init__(
+        self, title: str = "krfeed", fields: Sequence[str] | None = None, status: bool = True
+    ) -> None:
         self.title = title
+        self.fields = list(fields) if fields else None
+        self.show_status = status
+        #: Draws the status line instead of :meth:`status` (record shows the recorder's).
+        self.status_line: Callable[[], Text] | None = None
         self.rows: dict[tuple[str, str, str], Record] = {}
+        self.tapes: dict[tuple[str, str], deque[Record]] = {}
         self.blotter: deque[Record] = deque(maxlen=BLOTTER_ROWS)
+        self.filled: dict[tuple[str, str], int] = {}  # (broker, order no) -> summed fills
+        self._fills: dict[int, int] = {}  # id(record) -> filled after it (summed types)
         self.log: deque[str] = deque(maxlen=5)
         self.sessions: dict[str, str] = {}
         self.records = 0
@@ -77,8 +310,14 @@ class LiveView:
     def update(self, item: Record | Event | DecodeError) -> None:
         if isinstance(item, Record):
             self.records += 1
-            if item.account:
-                self.blotter.append(item)
+            t = item.schema()
+            kind = view_kind(t)
+            if kind == "blotter" or (item.account and kind == "table" and not self.fields):
+                self._add_order(item, t)
+            elif kind == "tape" and not self.fields:
+                tape = self.tapes.setdefault((item.broker, item.type), deque(maxlen=TAPE_ROWS))
+                tape.appendleft(item)
+                self.rows[(item.broker, item.type, item.item)] = item
             else:
                 self.rows[(item.broker, item.type, item.item)] = item
             return
@@ -110,6 +349,19 @@ class LiveView:
         elif isinstance(item, Dropped):
             self.dropped = item.total
 
+    def _add_order(self, r: Record, t: RealtimeType) -> None:
+        spec: BlotterSpec | None = _lookup(BLOTTERS, t.broker, t.code)
+        if spec is not None and not spec.filled and spec.fill_qty:
+            key = (r.broker, str(getattr(r, spec.order, "")))
+            done = self.filled.get(key, 0)
+            if fmt(getattr(r, spec.status, None)) == "fill":
+                done += getattr(r, spec.fill_qty, None) or 0
+                self.filled[key] = done
+            self._fills[id(r)] = done
+        if len(self.blotter) == self.blotter.maxlen:
+            self._fills.pop(id(self.blotter[0]), None)
+        self.blotter.append(r)
+
     def rate(self) -> float:
         now = time.monotonic()
         t, n = self._rate_mark
@@ -118,63 +370,267 @@ class LiveView:
             self._rate_mark = (now, self.records)
         return self._rate
 
-    def _market_tables(self) -> list[Table]:
-        by_type: dict[tuple[str, str], list[Record]] = {}
-        for (b, t, _), r in sorted(self.rows.items()):
-            by_type.setdefault((b, t), []).append(r)
-        out = []
-        for (b, t), recs in by_type.items():
-            first = recs[0]
-            cols = _columns(first)
-            table = Table(title=f"{b} {t} {first.title}", title_justify="left", expand=False)
-            table.add_column("item", style="bold")
-            for c in cols:
-                table.add_column(c, justify="right", overflow="fold")
-            for r in recs:
-                cells: list[Text | str] = [r.item]
-                for c in cols:
-                    txt = Text(fmt(getattr(r, c)))
-                    d = getattr(r, c + "_dir", None)
-                    if d is not None:
-                        txt.stylize(
-                            "red" if d.value == "up" else "blue" if d.value == "down" else ""
-                        )
-                    cells.append(txt)
-                table.add_row(*cells)
-            out.append(table)
-        return out
-
-    def _blotter(self) -> Table | None:
-        if not self.blotter:
-            return None
-        first = self.blotter[-1]
-        cols = _columns(first)
-        table = Table(title="orders and fills", title_justify="left")
-        table.add_column("received", style="dim")
-        table.add_column("type")
-        for c in cols:
-            table.add_column(c, overflow="fold")
-        for r in self.blotter:
-            row = [fmt(r.received_at), f"{r.broker} {r.type}"]
-            row += [fmt(getattr(r, c, None)) for c in cols]
-            table.add_row(*row)
-        return table
+    def states(self) -> str:
+        """The state of every session, e.g. ``kis#1:live kiwoom#1:live``."""
+        return " ".join(f"{k}:{v}" for k, v in sorted(self.sessions.items())) or "starting"
 
     def status(self) -> Text:
-        states = " ".join(f"{k}:{v}" for k, v in sorted(self.sessions.items())) or "starting"
+        if self.status_line is not None:
+            return Text.assemble(Text(f"{self.states()} | ", style="bold"), self.status_line())
         return Text(
-            f"{states} | {self.records:,} records  {self.rate():,.0f}/s | "
+            f"{self.states()} | {self.records:,} records {self.rate():,.0f}/s | "
             f"reconnects {self.reconnects} | decode errors {self.decode_errors} | "
             f"dropped {self.dropped} | {time.monotonic() - self._t0:,.0f}s",
             style="bold",
         )
 
     def render(self) -> RenderableType:
-        parts: list[RenderableType] = [self.status()]
-        parts.extend(self._market_tables())
-        b = self._blotter()
-        if b is not None:
-            parts.append(b)
-        for line in self.log:
-            parts.append(Text(line, style="yellow"))
-        return Group(*parts)
+        return _Frame(self)
+
+    # ---- sections: (priority, name, build(rows) -> renderable); rows None = all ----
+
+    def _by_type(self) -> dict[tuple[str, str], list[Record]]:
+        out: dict[tuple[str, str], list[Record]] = {}
+        for (b, t, _), r in sorted(self.rows.items()):
+            out.setdefault((b, t), []).append(r)
+        return out
+
+    def market_table(
+        self, recs: list[Record], console: Console, options: ConsoleOptions, rows: int | None
+    ) -> Table:
+        first = recs[0]
+        t = first.schema()
+        cols = self.fields or columns_for(t)
+        cols = [c for c in cols if c != "code" or t.broker == "kiwoom"]
+        table = _table(f"{first.broker} {first.type} {first.title}")
+        table.add_column("code", no_wrap=True)
+        for c in cols:
+            table.add_column(heading(t, c, short=not self.fields), justify="right", no_wrap=True)
+        for r in recs[:rows] if rows is not None else recs:
+            table.add_row(Text(r.item, style="bold"), *(_styled(r, c) for c in cols))
+        return _fit(table, console, options, 2)
+
+    def tape(
+        self, key: tuple[str, str], console: Console, options: ConsoleOptions, rows: int | None
+    ) -> Table:
+        recs = list(self.tapes[key])
+        t = recs[0].schema()
+        cols = columns_for(t)
+        table = _table(f"{key[0]} {key[1]} {recs[0].title} — newest first")
+        table.add_column("code", no_wrap=True)
+        for c in cols:
+            table.add_column(heading(t, c), justify="right", no_wrap=True)
+        for r in recs[:rows] if rows is not None else recs:
+            table.add_row(Text(r.item, style="bold"), *(_styled(r, c) for c in cols))
+        return _fit(table, console, options, 3)
+
+    def ladders(self, recs: list[Record], levels: int) -> Table:
+        """One ladder per code, side by side: asks (highest first) above bids."""
+        grid = Table.grid(padding=(0, 3))
+        cells = []
+        for r in recs:
+            t = r.schema()
+            depth = min(levels, sum(1 for f in t.fields if f.name.startswith("ask_price_")))
+            stamp = fmt(getattr(r, "time", None) or getattr(r, "quote_time", None))
+            ladder = _table(f"{r.broker} {r.type} {r.item} {stamp}".strip())
+            ladder.add_column("ask qty", justify="right", no_wrap=True, min_width=9)
+            ladder.add_column("price", justify="right", no_wrap=True, min_width=9)
+            ladder.add_column("bid qty", justify="right", no_wrap=True, min_width=9)
+            for i in range(depth, 0, -1):
+                ladder.add_row(
+                    Text(fmt(getattr(r, f"ask_qty_{i}")), style="blue"),
+                    _styled(r, f"ask_price_{i}"),
+                    "",
+                )
+            for i in range(1, depth + 1):
+                ladder.add_row(
+                    "",
+                    _styled(r, f"bid_price_{i}"),
+                    Text(fmt(getattr(r, f"bid_qty_{i}")), style="red"),
+                )
+            ask_total = getattr(r, "total_ask_qty", None)
+            if ask_total is not None:
+                ladder.add_row(
+                    Text(fmt(ask_total), style="dim"),
+                    Text("total", style="dim"),
+                    Text(fmt(getattr(r, "total_bid_qty", None)), style="dim"),
+                )
+            cells.append(ladder)
+        width_each = 1 if not cells else len(cells)
+        for _ in range(width_each):
+            grid.add_column()
+        grid.add_row(*cells)
+        return grid
+
+    def blotter_table(self, console: Console, options: ConsoleOptions, rows: int | None) -> Table:
+        recs = list(self.blotter)
+        if rows is not None:
+            recs = recs[-rows:] if rows else []
+        table = _table("orders and fills — newest last")
+        if self.fields:
+            table.add_column("type", no_wrap=True)
+            for c in self.fields:
+                table.add_column(c, justify="right", no_wrap=True)
+            for r in recs:
+                table.add_row(
+                    f"{r.broker} {r.type}", *(fmt(getattr(r, c, None)) for c in self.fields)
+                )
+            return _fit(table, console, options, 2)
+        heads = ("time", "type", "order", "code", "side", "status", "qty", "filled", "price")
+        for h in (*heads, "left"):
+            table.add_column(h, no_wrap=True, justify="right" if h in _NUMERIC else "left")
+        for r in recs:
+            table.add_row(*self._blotter_row(r))
+        return _fit(table, console, options, 8)
+
+    def _blotter_row(self, r: Record) -> list[Text | str]:
+        t = r.schema()
+        spec: BlotterSpec | None = _lookup(BLOTTERS, t.broker, t.code)
+        if spec is None:  # an account type without orders (Kiwoom 04 balance)
+            code = str(getattr(r, "code", "") or r.item)
+            return [fmt(r.received_at), f"{r.broker} {r.type}", "", code, "", t.title]
+
+        def get(name: str) -> Any:
+            return getattr(r, name, None) if name else None
+
+        status = _status(_order_kind(get(spec.kind)), fmt(get(spec.status)))
+        qty = get(spec.qty)
+        filled = (get(spec.filled) or 0) if spec.filled else self._fills.get(id(r), 0)
+        left = get(spec.left) if spec.left else (qty - filled if qty is not None else None)
+        price = get(spec.price) if fmt(get(spec.status)) in ("filled", "fill") else None
+        side = get(spec.side)
+        side_txt = Text(fmt(side), style="red" if fmt(side) == "buy" else "blue")
+        when = get(spec.time) or r.received_at
+        return [
+            fmt(when),
+            "kw" if r.broker == "kiwoom" else "kis",
+            str(get(spec.order) or "-"),
+            str(get(spec.code) or ""),
+            side_txt,
+            status,
+            fmt(qty),
+            fmt(filled),
+            fmt(price),
+            fmt(left),
+        ]
+
+    def sections(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[tuple[str, Any, list[int | None], str]]:
+        """(name, build(step) -> renderable, the steps from full to smallest, kind)."""
+        if self.blotter:
+            n = len(self.blotter)
+            steps: list[int | None] = [None, *range(min(n, 10), min(n, 3) - 1, -1)]
+            yield "orders", lambda k: self.blotter_table(console, options, k), steps, "orders"
+        for (b, t), recs in self._by_type().items():
+            rt = recs[0].schema()
+            kind = view_kind(rt)
+            if self.fields or kind == "table" or (kind == "blotter"):
+                yield (
+                    f"{b} {t}",
+                    lambda k, recs=recs: self.market_table(recs, console, options, k),
+                    [None, 3],
+                    "table",
+                )
+            elif kind == "tape":
+                yield (
+                    f"{b} {t}",
+                    lambda k, key=(b, t): self.tape(key, console, options, k),
+                    [None, 5, 3],
+                    "tape",
+                )
+            elif kind == "book":
+                per_row = max(1, (options.max_width + 3) // 36)
+                for i in range(0, len(recs), per_row):
+                    chunk = recs[i : i + per_row]
+                    yield (
+                        f"{b} {t}",
+                        lambda k, chunk=chunk: self.ladders(chunk, k or BOOK_LEVELS),
+                        [None, 3, 2],
+                        "book",
+                    )
+
+
+_RANK = {"orders": 0, "table": 1, "book": 2, "tape": 3}
+_NUMERIC = frozenset({"order", "qty", "filled", "price", "left"})
+
+
+#: A modify or cancel's own events, in words that fit the blotter.
+_AMEND = {
+    ("cancel", "accepted"): "cancel req",
+    ("cancel", "confirmed"): "cancelled",
+    ("cancel", "ack"): "cancel ack",
+    ("modify", "accepted"): "modify req",
+    ("modify", "confirmed"): "modified",
+    ("modify", "ack"): "modify ack",
+}
+
+
+def _status(kind: str, status: str) -> str:
+    """The blotter's status: the order's status, or what a modify/cancel did."""
+    if not kind:
+        return status
+    return _AMEND.get((kind, status), f"{kind} {status}")
+
+
+def _order_kind(v: Any) -> str:
+    """'modify' / 'cancel' from Kiwoom 905 주문구분 text or KIS RCTF_CLS; '' for a new order."""
+    s = fmt(v)
+    if "취소" in s or s == "cancel":
+        return "cancel"
+    if "정정" in s or s == "modify":
+        return "modify"
+    return ""
+
+
+class _Frame:
+    """Lays the view out for the console it is drawn on: everything when it fits; otherwise
+    sections shrink step by step (the orders blotter last), then market sections give way."""
+
+    def __init__(self, view: LiveView) -> None:
+        self.view = view
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterable[Any]:
+        v = self.view
+        head: list[RenderableType] = [v.status()] if v.show_status else []
+        tail: list[RenderableType] = [Text(line, style="yellow") for line in v.log]
+        secs = list(v.sections(console, options))
+        levels = [0] * len(secs)
+
+        def height(r: RenderableType) -> int:
+            return len(console.render_lines(r, options.update(height=None), pad=False))
+
+        budget = (options.height or console.size.height) - sum(map(height, (*head, *tail)))
+
+        def build() -> list[RenderableType]:
+            return [b(steps[i]) for (_, b, steps, _), i in zip(secs, levels, strict=True)]
+
+        parts = build()
+        heights = [height(p) for p in parts]
+        # shrink tapes first, then ladders, then tables (each from the last), the blotter last
+        order = sorted(range(len(secs)), key=lambda i: (-_RANK[secs[i][3]], -i))
+        changed = True
+        while sum(heights) > budget and changed:
+            changed = False
+            for i in order:
+                if sum(heights) <= budget:
+                    break
+                if levels[i] + 1 < len(secs[i][2]):
+                    levels[i] += 1
+                    parts[i] = secs[i][1](secs[i][2][levels[i]])
+                    heights[i] = height(parts[i])
+                    changed = True
+        hidden: list[str] = []
+        while sum(heights) + (1 if hidden else 0) > budget and len(parts) > 1:
+            ranked = [i for i in range(len(parts)) if secs[i][3] != "orders"]
+            if not ranked:
+                break
+            drop = max(ranked, key=lambda i: (_RANK[secs[i][3]], i))
+            hidden.insert(0, secs[drop][0])
+            del parts[drop], heights[drop], secs[drop], levels[drop]
+        yield from head
+        yield from parts
+        if hidden:
+            names = ", ".join(dict.fromkeys(hidden))
+            yield Text(f"not shown (a taller terminal shows them): {names}", style="dim")
+        yield from tail

@@ -277,7 +277,7 @@ def test_terminal_shows_the_live_table(sim_url: str) -> None:
     text = out.decode("utf-8", "replace")
     assert proc.returncode == 0, text[-2000:]
     assert "kiwoom 0B 주식체결" in text
-    assert "current_price" in text and "005930" in text and "000660" in text
+    assert "cum value 백만원" in text and "005930" in text and "000660" in text
     assert "kiwoom#1:live" in text
 
 
