@@ -29,10 +29,19 @@ async def main(records: int = 20) -> None:
             async for event in feed:
                 match event:
                     case OrderExecution():
+                        # 905 주문구분 says whether the event is of a cancel or a modify
+                        kind = event.order_kind or ""
+                        what = "cancel " if "취소" in kind else "modify " if "정정" in kind else ""
+                        # fill_qty is cumulative per order; this fill's own is unit_fill_qty
+                        fill = (
+                            f" fill {event.unit_fill_qty} @ {event.unit_fill_price}"
+                            if event.unit_fill_qty
+                            else ""
+                        )
                         print(
-                            f"order {event.order_no} {event.order_status} {event.side} "
-                            f"{event.code} qty={event.order_qty} filled={event.fill_qty} "
-                            f"@ {event.fill_price} (unfilled {event.unfilled_qty})"
+                            f"order {event.order_no} {what}{event.order_status} {event.side} "
+                            f"{event.code} qty={event.order_qty}{fill} "
+                            f"(filled {event.fill_qty or 0}, unfilled {event.unfilled_qty})"
                         )
                     case ProgramTrading():
                         print(

@@ -24,6 +24,28 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 
+def _plain_help_types() -> None:
+    """Help shows a parameter's metavar, nothing for flags and arguments (their name says it),
+    and a plain word otherwise — not typer's ``<bool>`` / ``<list[str]>`` type labels."""
+    from typer.core import TyperArgument, TyperOption
+
+    words = {"str": "TEXT", "int": "N", "float": "NUMBER", "path": "PATH"}
+
+    def display(self: Any, ctx: Any) -> str | None:
+        if self.metavar is not None:
+            return str(self.metavar)
+        if isinstance(self, TyperArgument) or getattr(self, "is_flag", False):
+            return None
+        label = str(self.display_type(ctx)).strip("<>")
+        return words.get(label, label.upper())
+
+    TyperOption.display_type_rich = display  # type: ignore[method-assign]
+    TyperArgument.display_type_rich = display  # type: ignore[method-assign]
+
+
+_plain_help_types()
+
+
 def say(message: str) -> None:
     """One line to stderr, on one line however long (rich would wrap at 80 columns when
     piped) and printed as is (no rich markup: ``[kiwoom]`` stays)."""

@@ -400,15 +400,29 @@ class _DemoPrinter:
 
         line = ""
         if isinstance(item, OrderExecution):
+            # 905 주문구분 tells a cancel or modify from the order it amends
+            kind = item.order_kind or ""
+            what = "cancel " if "취소" in kind else "modify " if "정정" in kind else ""
+            fill = (
+                f" fill {item.unit_fill_qty} @ {item.unit_fill_price}" if item.unit_fill_qty else ""
+            )
             line = (
-                f"kiwoom 00 order {item.order_no} {item.order_status} {item.side} {item.code} "
-                f"qty {item.order_qty} filled {item.fill_qty or 0} @ {item.fill_price or '-'} "
+                f"kiwoom 00 order {item.order_no} {what}{item.order_status} {item.side} "
+                f"{item.code} qty {item.order_qty}{fill} filled {item.fill_qty or 0} "
                 f"unfilled {item.unfilled_qty}"
             )
         elif isinstance(item, ExecutionNotice):
+            what = "" if item.correction is None else f"{item.correction} "
+            what = "" if what == "normal " else what
+            # on an ack CNTG_QTY/CNTG_UNPR carry the order's quantity and price, not a fill
+            shown = (
+                f"{item.fill_qty} @ {item.fill_price}"
+                if str(item.notice_kind) == "fill"
+                else f"qty {item.order_qty} @ {item.order_price}"
+            )
             line = (
-                f"kis H0STCNI0 {item.notice_kind} order {item.order_no} {item.side} {item.code} "
-                f"qty {item.fill_qty} @ {item.fill_price}"
+                f"kis H0STCNI0 order {item.order_no} {what}{item.notice_kind} {item.side} "
+                f"{item.code} {shown}"
             )
         elif isinstance(item, ProgramTrading):
             now = time.monotonic()

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -322,3 +322,66 @@ def test_demo_at_80x24_keeps_the_order_table_whole(tmp_path: Path) -> None:
         con.close()
     # orders go to the codes the demo shows
     assert codes and codes <= {"005930", "000660", "035720", "051910", "035420"}
+
+
+def test_demo_lines_say_cancel_and_keep_ack_quantities_apart() -> None:
+    """The piped demo's lines, from records built from the documented layouts (Kiwoom 00 905
+    주문구분 "매수취소" on a cancel; KIS H0STCNI0 ack carrying the order quantity in CNTG_QTY)."""
+    import io
+
+    from rich.console import Console
+
+    from krfeed.commands import _DemoPrinter
+    from krfeed.records.kis import ExecutionNotice
+    from krfeed.records.kiwoom import OrderExecution
+    from krfeed.schema.enums import Correction, NoticeKind, OrderStatus, Side
+
+    at = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    buf = io.StringIO()
+    printer = _DemoPrinter(Console(file=buf, width=200))
+    printer(
+        OrderExecution(
+            received_at=at,
+            order_no="0000012",
+            code="005930",
+            order_status=OrderStatus.CONFIRMED,
+            order_kind="매수취소",
+            side=Side.BUY,
+            order_qty=5,
+            unfilled_qty=0,
+            original_order_no="0000011",
+        )
+    )
+    printer(
+        ExecutionNotice(
+            received_at=at,
+            order_no="0000000007",
+            code="000660",
+            side=Side.SELL,
+            correction=Correction.NORMAL,
+            notice_kind=NoticeKind.ACK,
+            fill_qty=20,
+            fill_price=178000,
+            order_qty=20,
+            order_price=178000,
+        )
+    )
+    printer(
+        ExecutionNotice(
+            received_at=at,
+            order_no="0000000007",
+            code="000660",
+            side=Side.SELL,
+            correction=Correction.NORMAL,
+            notice_kind=NoticeKind.FILL,
+            fill_qty=3,
+            fill_price=178100,
+            order_qty=20,
+            order_price=178000,
+        )
+    )
+    assert buf.getvalue().splitlines() == [
+        "kiwoom 00 order 0000012 cancel confirmed buy 005930 qty 5 filled 0 unfilled 0",
+        "kis H0STCNI0 order 0000000007 ack sell 000660 qty 20 @ 178000",
+        "kis H0STCNI0 order 0000000007 fill sell 000660 3 @ 178100",
+    ]
