@@ -1,14 +1,15 @@
-"""Running a feed for the CLI: parse subscription specs, subscribe, deliver items until a
-count, a duration, Ctrl-C / SIGTERM, or a reason to give up (:class:`Watch`): every session
-failed, every subscription was refused, or no connection succeeded within the connect
-timeout."""
+"""Running a feed for the CLI, shared by every live command: parse subscription specs, stop
+on Ctrl-C / SIGTERM (:func:`on_stop_signals`), run until stopped (:func:`run_until`), and know
+when to give up (:class:`Watch`, :func:`all_failed`): every session failed, every subscription
+was refused, or no connection succeeded within the connect timeout. :func:`run_feed` puts them
+together for ``stream``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,22 @@ def parse_sub(spec: str) -> SubSpec:
     return SubSpec(broker, rt.code, codes)
 
 
+@contextlib.contextmanager
+def on_stop_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """Call ``stop`` on SIGINT / SIGTERM while inside (where the loop supports signals)."""
+    loop = asyncio.get_running_loop()
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    for sig in sigs:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop)
+    try:
+        yield
+    finally:
+        for sig in sigs:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+
 async def run_until(
     work: Coroutine[Any, Any, None], stop: asyncio.Event, duration: float | None
 ) -> bool:
@@ -88,6 +105,49 @@ async def run_until(
 class FeedFailed(Exception):
     """The run cannot deliver anything: every session stopped for good (e.g. credentials
     refused), every subscription was refused, or no connection ever succeeded."""
+
+
+class Interrupted(Exception):
+    """Stopped (Ctrl-C / SIGTERM) before anything was recorded."""
+
+
+def all_failed(feed: Feed, failed: dict[str, str]) -> str:
+    """The reasons (``failed``: session -> reason) when every session of ``feed`` stopped for
+    good, else ``""``."""
+    if failed and all(x.failed for x in feed.sessions):
+        return "; ".join(dict.fromkeys(failed.values()))
+    return ""
+
+
+class QueuedRecorder:
+    """A :class:`~krfeed.recorder.Recorder` into ``urls`` fed through a queue by a command that
+    picks what to record (:meth:`put`); :meth:`close` delivers what was queued."""
+
+    def __init__(self, urls: list[str]) -> None:
+        from krfeed.recorder import Recorder
+        from krfeed.sinks import open_sink
+
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=10_000)
+        self.recorder = Recorder(self._source(), [open_sink(u) for u in urls])
+        self.task = asyncio.create_task(self.recorder.run())
+
+    async def _source(self) -> AsyncIterator[Any]:
+        while True:
+            item = await self.queue.get()
+            if item is None:
+                return
+            yield item
+
+    async def put(self, item: Any) -> None:
+        await self.queue.put(item)
+
+    async def close(self) -> None:
+        await self.queue.put(None)
+        with contextlib.suppress(Exception):
+            await self.task
+
+    def written(self) -> int:
+        return int(self.recorder.status()["written"])
 
 
 #: Seconds to wait for the first connection before giving up (``--connect-timeout``).
@@ -121,8 +181,7 @@ class Watch:
                 self.reason = f"every subscription was refused ({refused})"
         elif isinstance(item, SessionFailed):
             self.failed[item.session] = item.reason
-            if all(x.failed for x in self.feed.sessions):
-                self.reason = "; ".join(dict.fromkeys(self.failed.values()))
+            self.reason = all_failed(self.feed, self.failed) or self.reason
         elif isinstance(item, Reconnecting) and item.reason:
             self.retry_reason[item.session] = item.reason
         return self.reason
@@ -202,15 +261,42 @@ async def run_feed(
     :class:`FeedFailed` when :class:`Watch` gives up."""
     result = RunResult()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
 
-    def on_signal(sig: signal.Signals) -> None:
-        result.stopped_by = sig.name
+    def on_signal() -> None:
+        result.stopped_by = "signal"
         stop.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_signal, sig)
+    with on_stop_signals(on_signal):
+        return await _run_feed(
+            brokers,
+            subs,
+            on_item,
+            result,
+            stop,
+            count,
+            duration,
+            on_raw,
+            options,
+            feed_ready,
+            queue_size,
+            connect_timeout,
+        )
+
+
+async def _run_feed(
+    brokers: list[BrokerConfig],
+    subs: list[SubSpec],
+    on_item: Callable[[FeedItem], Awaitable[None] | None],
+    result: RunResult,
+    stop: asyncio.Event,
+    count: int | None,
+    duration: float | None,
+    on_raw: Any,
+    options: SessionOptions | None,
+    feed_ready: Callable[[Feed], Any] | None,
+    queue_size: int,
+    connect_timeout: float,
+) -> RunResult:
     feed = Feed(*brokers, options=options, on_raw=on_raw, queue_size=queue_size)
     watch = Watch(feed, connect_timeout)
     checker: asyncio.Task[str] | None = None
@@ -255,9 +341,6 @@ async def run_feed(
         if checker is not None:
             checker.cancel()
         await feed.close()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
     if result.stopped_by == "failed" or watch.outcome():
         raise FeedFailed(watch.outcome())
     return result

@@ -331,7 +331,7 @@ def test_demo_lines_say_cancel_and_keep_ack_quantities_apart() -> None:
 
     from rich.console import Console
 
-    from krfeed.commands import _DemoPrinter
+    from krfeed.cli.demo import _DemoPrinter
     from krfeed.records.kis import ExecutionNotice
     from krfeed.records.kiwoom import OrderExecution
     from krfeed.schema.enums import Correction, NoticeKind, OrderStatus, Side

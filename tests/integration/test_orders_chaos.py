@@ -34,7 +34,7 @@ from krfeed.orders import (
     ReconcileOptions,
     ReconcileReport,
 )
-from krfeed.orders.cli import _sim_accounts
+from krfeed.orders.accounts import sim_accounts
 from krfeed.orders.model import order_no_of
 from krfeed.sim import SimConfig, Simulator
 from krfeed.sim.orders import OrderError
@@ -231,7 +231,7 @@ async def test_orders_under_chaos_end_equal_to_the_brokers_inquiries() -> None:
     async with Simulator(cfg) as sim, aiohttp.ClientSession() as http:
         feed = Feed(Kiwoom.sim(sim.url, 1), KIS.sim(sim.url, 1, hts_id="simuser"), options=OPTS)
         await feed.start()
-        accounts = await _sim_accounts(feed, sim.url)  # what `krfeed orders --sim` does
+        accounts = await sim_accounts(feed, sim.url)  # what `krfeed orders --sim` does
         stream = OrderStream(
             feed,
             passthrough=True,  # as the command: control events come through too

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from krfeed.sinks.base import Item, Sink
+from krfeed.sinks.base import Item, Sink, SinkError, SinkUnavailable
 
 #: scheme -> "module:factory"; factories take (url, **options) and return a Sink.
 _REGISTRY: dict[str, str] = {
@@ -30,15 +30,6 @@ _PLAIN = {".db": "sqlite", ".sqlite": "sqlite", ".sqlite3": "sqlite", ".jsonl": 
 _PLAIN[".ndjson"] = "jsonl"
 _FILE_SCHEMES = ("sqlite", "jsonl", "parquet")
 _NETWORK = ("postgresql", "postgres", "nats")
-
-
-class SinkError(ValueError):
-    """A sink that cannot be used: unknown scheme, missing optional dependency, or (from
-    ``open``) a database or file that cannot be opened, said in one sentence."""
-
-
-class SinkUnavailable(SinkError):
-    """A sink's server could not be reached within its ``open_timeout``."""
 
 
 def _scheme(url: str) -> str:

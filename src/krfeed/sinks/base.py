@@ -17,6 +17,15 @@ from krfeed.records.base import Record
 Item = Record | Event | DecodeError
 
 
+class SinkError(ValueError):
+    """A sink that cannot be used: unknown scheme, missing optional dependency, or (from
+    ``open``) a database or file that cannot be opened, said in one sentence."""
+
+
+class SinkUnavailable(SinkError):
+    """A sink's server could not be reached within its ``open_timeout``."""
+
+
 @runtime_checkable
 class Sink(Protocol):
     """A destination for recorded items, opened by URL (see :func:`krfeed.sinks.open_sink`)."""

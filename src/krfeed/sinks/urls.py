@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote
 
-from krfeed.sinks import SinkError
+from krfeed.sinks.base import SinkError
 
 
 class SinkURLError(SinkError):

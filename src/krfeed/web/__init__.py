@@ -12,7 +12,7 @@
   :class:`ClientView`, the per-page coalescing (at most 10 pushes a second per panel).
 - :mod:`krfeed.web.server` — the aiohttp server: the page, its files, one WebSocket per page,
   loopback by default, a token beyond it.
-- :mod:`krfeed.web.app` — live, replay, recording and demo runs; :mod:`krfeed.web.cli` the command.
+- :mod:`krfeed.web.app` — live, replay, recording and demo runs; :mod:`krfeed.cli.web` the command.
 - ``static/`` — the page (no build step) and uPlot, vendored (see ``static/VENDOR.md``).
 """
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sys
 import webbrowser
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -17,10 +16,11 @@ from krfeed.brokers import KIS, BrokerConfig, Kiwoom
 from krfeed.errors import SubscriptionError
 from krfeed.events import SessionFailed
 from krfeed.feed import Feed
+from krfeed.orders.accounts import sim_accounts
 from krfeed.orders.model import AccountRef
 from krfeed.orders.reconcile import ReconcileOptions
 from krfeed.orders.stream import OrderStream
-from krfeed.runner import FeedFailed, SubSpec, run_until
+from krfeed.runner import FeedFailed, SubSpec, all_failed, on_stop_signals, run_until
 from krfeed.web.server import WebServer
 from krfeed.web.state import DashboardState
 
@@ -47,18 +47,10 @@ def demo_subscriptions() -> list[SubSpec]:
 
 
 def _stop_on_signals(stop: asyncio.Event) -> Callable[[], None]:
-    loop = asyncio.get_running_loop()
-    sigs = (signal.SIGINT, signal.SIGTERM)
-    for sig in sigs:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-
-    def remove() -> None:
-        for sig in sigs:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
-
-    return remove
+    """Set ``stop`` on SIGINT / SIGTERM until the returned function is called."""
+    signals = contextlib.ExitStack()
+    signals.enter_context(on_stop_signals(stop.set))
+    return signals.close
 
 
 def _announce(server: WebServer, out: TextIO, open_: bool, extra: str = "") -> None:
@@ -102,9 +94,7 @@ async def serve_live(
         await feed.start()
         accounts: dict[str | tuple[str, str], AccountRef] = {}
         if sim:
-            from krfeed.orders.cli import _sim_accounts
-
-            accounts.update(await _sim_accounts(feed, sim))
+            accounts.update(await sim_accounts(feed, sim))
         stream = OrderStream(feed, options=ReconcileOptions(accounts=accounts), passthrough=True)
         # the blotter lists the stream's own tracker (OrderStream(tracker=…) takes an empty
         # tracker for none: it is falsy)
@@ -136,8 +126,8 @@ async def serve_live(
         if stream is not None:
             await stream.close()
         await feed.close()
-    if failed and all(s.failed for s in feed.sessions):
-        raise FeedFailed("; ".join(dict.fromkeys(failed.values())))
+    if reason := all_failed(feed, failed):
+        raise FeedFailed(reason)
     return state
 
 

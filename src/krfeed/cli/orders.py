@@ -5,8 +5,6 @@ order records and control events like ``krfeed record``."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 import sys
 import time
 from collections import deque
@@ -15,11 +13,24 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from krfeed.cli.common import (
+    brokers_for,
+    check_sinks,
+    fail,
+    open_journal,
+    run,
+    session_options,
+    setup_logging,
+)
+from krfeed.orders.accounts import sim_accounts
+from krfeed.runner import FeedFailed, QueuedRecorder, all_failed, on_stop_signals, run_until
+
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from krfeed.feed import Feed
     from krfeed.orders.model import AccountRef, OrderAnomaly, OrderEvent, ReconcileReport
+    from krfeed.orders.stream import OrderStream
     from krfeed.orders.tracker import OrderTracker
 
 FILL_ROWS = 12
@@ -74,15 +85,6 @@ def orders_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log to stderr")] = False,
 ) -> None:
     """Watch your orders and fills live; fills missed during disconnects are reconciled."""
-    from krfeed.cli import (
-        _brokers_for,
-        _check_sinks,
-        _journal,
-        _run,
-        _session_options,
-        _setup_logging,
-        fail,
-    )
     from krfeed.config import ConfigError, load_config
     from krfeed.orders.reconcile import split_kis_account
 
@@ -97,13 +99,13 @@ def orders_command(
             split_kis_account(account)
         except ValueError as e:
             raise fail(str(e)) from None
-    _check_sinks(to or [])
+    check_sinks(to or [])
     if interval is not None and interval <= 0:
         raise fail("--interval must be positive")
-    options = _session_options(config, mock, sim, idle_timeout)
-    _setup_logging(verbose)
+    options = session_options(config, mock, sim, idle_timeout)
+    setup_logging(verbose)
     if which:
-        configs = _brokers_for(config, mock, sim, which)
+        configs = brokers_for(config, mock, sim, which)
     else:
         try:
             configs = load_config(config, mock=mock, sim=sim).brokers()
@@ -114,7 +116,7 @@ def orders_command(
                 "no broker credentials: add [kiwoom]/[kis] to krfeed.toml, set KRFEED_* "
                 "variables, or use --sim URL"
             )
-    _run(
+    run(
         run_orders(
             configs,
             mode=mode,
@@ -125,33 +127,10 @@ def orders_command(
             interval=interval,
             reconcile=reconcile,
             sim=sim,
-            journal=_journal(journal),
+            journal=open_journal(journal),
             options=options,
         )
     )
-
-
-async def _sim_accounts(feed: Feed, sim: str) -> dict[str | tuple[str, str], AccountRef]:
-    """The simulator's accounts (its /_sim/accounts) per (broker, app key): both brokers'
-    credentials share the app key strings, so the broker is part of the key."""
-    from krfeed.orders.model import AccountRef
-
-    out: dict[str | tuple[str, str], AccountRef] = {}
-    with contextlib.suppress(Exception):
-        async with feed.http.get(sim.rstrip("/") + "/_sim/accounts") as resp:
-            data = await resp.json()
-        if not isinstance(data, dict):
-            return out
-        for broker in ("kiwoom", "kis"):
-            table = data.get(broker)
-            if not isinstance(table, dict):
-                continue
-            for appkey, number in table.items():
-                if number:
-                    # KIS: the simulator lists CANO; its accounts are product code 01
-                    full = f"{number}01" if broker == "kis" else str(number)
-                    out[(broker, str(appkey))] = AccountRef(broker, full)
-    return out
 
 
 async def run_orders(
@@ -169,137 +148,135 @@ async def run_orders(
     options: Any = None,
 ) -> dict[str, Any]:
     """The ``orders`` command: returns a summary (order events, fills, reports)."""
-    from krfeed.brokers import KIS, Kiwoom
-    from krfeed.events import Event, SessionFailed
     from krfeed.feed import Feed
-    from krfeed.orders.model import AccountRef, OrderAnomaly, OrderEvent, ReconcileReport
-    from krfeed.orders.reconcile import ReconcileOptions
-    from krfeed.orders.stream import OrderStream
-    from krfeed.protocol.messages import DecodeError
-    from krfeed.recorder import Recorder
-    from krfeed.records.base import Record
-    from krfeed.runner import FeedFailed, run_until
-    from krfeed.sinks import open_sink
 
     feed = Feed(*configs, options=options, on_raw=journal)
     stop = asyncio.Event()
     result: dict[str, Any] = {"events": 0, "fills": 0, "reports": 0, "anomalies": 0}
     failed: dict[str, str] = {}
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    rec_queue: asyncio.Queue[Any] | None = None
-    recorder: Recorder | None = None
-    rec_task: asyncio.Task[None] | None = None
+    recorder: QueuedRecorder | None = None
     stream: OrderStream | None = None
     view = OrdersView() if mode == "table" else None
     live_ctx: Any = None
     try:
-        await feed.start()
-        accounts: dict[str | tuple[str, str], AccountRef] = {}
-        if sim:
-            for key, ref in (await _sim_accounts(feed, sim)).items():
-                if not (account and ref.broker == "kis"):  # --account wins for KIS
-                    accounts[key] = ref
-        if account:
-            accounts["kis"] = AccountRef("kis", account)
-        opts = ReconcileOptions(interval=interval, accounts=accounts)
-        stream = OrderStream(feed, options=opts, reconcile=reconcile, passthrough=True)
-        await stream.start()
-        if sinks:
-            rec_queue = asyncio.Queue(maxsize=10_000)
-            q = rec_queue
+        with on_stop_signals(stop.set):
+            await feed.start()
+            stream = await _order_stream(feed, sim, account, interval, reconcile)
+            if sinks:
+                recorder = QueuedRecorder(sinks)
+            await _subscribe_orders(feed, configs)
+            if view is not None:
+                from rich.console import Console
+                from rich.live import Live
 
-            async def source() -> Any:
-                while True:
-                    item = await q.get()
-                    if item is None:
-                        return
-                    yield item
-
-            recorder = Recorder(source(), [open_sink(u) for u in sinks])
-            rec_task = asyncio.create_task(recorder.run())
-        if any(isinstance(c, Kiwoom) for c in configs):
-            await feed.subscribe(Kiwoom.ORDER_EXECUTION, wait=False)
-        if any(isinstance(c, KIS) for c in configs):
-            await feed.subscribe(KIS.EXECUTION_NOTICE, wait=False)
-        out = sys.stdout.buffer
-        if view is not None:
-            from rich.console import Console
-            from rich.live import Live
-
-            live_ctx = Live(view.render(), console=Console(), refresh_per_second=4)
-            live_ctx.__enter__()
-
-        async def consume() -> None:
-            assert stream is not None
-            async for item in stream:
-                if isinstance(item, OrderEvent | OrderAnomaly | ReconcileReport):
-                    if isinstance(item, OrderEvent):
-                        result["events"] += 1
-                        result["fills"] += item.kind == "filled"
-                    elif isinstance(item, OrderAnomaly):
-                        result["anomalies"] += 1
-                    else:
-                        result["reports"] += 1
-                    if view is not None:
-                        view.update(item, stream.tracker)
-                    else:
-                        out.write(_line(item))
-                        out.flush()
-                    if (
-                        count is not None
-                        and isinstance(item, OrderEvent)
-                        and result["events"] >= count
-                    ):
-                        return
-                elif isinstance(item, Record | Event | DecodeError):
-                    if rec_queue is not None and (not isinstance(item, Record) or item.account):
-                        await rec_queue.put(item)
-                    if view is not None:
-                        view.update_feed(item)
-                    if isinstance(item, SessionFailed):
-                        failed[item.session] = item.reason
-                        if all(s.failed for s in feed.sessions):
-                            return
-                if live_ctx is not None and view is not None:
-                    live_ctx.update(view.render())
-
-        await run_until(consume(), stop, duration)
+                live_ctx = Live(view.render(), console=Console(), refresh_per_second=4)
+                live_ctx.__enter__()
+            work = _consume(stream, feed, result, failed, count, view, live_ctx, recorder)
+            await run_until(work, stop, duration)
     finally:
         if live_ctx is not None:
             live_ctx.__exit__(None, None, None)
         if stream is not None:
             await stream.close()
         await feed.close()
-        if rec_queue is not None and rec_task is not None:
-            await rec_queue.put(None)
-            with contextlib.suppress(Exception):
-                await rec_task
+        if recorder is not None:
+            await recorder.close()
         if journal is not None:
             await journal.aclose()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
-    if failed and all(s.failed for s in feed.sessions):
-        raise FeedFailed("; ".join(dict.fromkeys(failed.values())))
+    if reason := all_failed(feed, failed):
+        raise FeedFailed(reason)
     if stream is not None:
         result["summary"] = stream.tracker.summary().to_dict()
     if recorder is not None:
-        result["recorded"] = recorder.status()["written"]
-    if view is not None:
+        result["recorded"] = recorder.written()
+    if view is not None and stream is not None:
         from rich.console import Console
 
-        s = stream.tracker.summary() if stream is not None else None
-        if s is not None:
-            Console(stderr=True).print(
-                f"{s.orders} orders, {s.fills} fills ({s.reconciled_fills} reconciled); "
-                f"bought {s.buy_amount:,} sold {s.sell_amount:,} fees {s.commission:,} "
-                f"taxes {s.tax:,} won",
-                highlight=False,
-            )
+        s = stream.tracker.summary()
+        Console(stderr=True).print(
+            f"{s.orders} orders, {s.fills} fills ({s.reconciled_fills} reconciled); "
+            f"bought {s.buy_amount:,} sold {s.sell_amount:,} fees {s.commission:,} "
+            f"taxes {s.tax:,} won",
+            highlight=False,
+        )
     return result
+
+
+async def _order_stream(
+    feed: Feed, sim: str | None, account: str | None, interval: float | None, reconcile: bool
+) -> OrderStream:
+    """The started order stream, reconciling the accounts of ``--sim`` / ``--account``."""
+    from krfeed.orders.model import AccountRef
+    from krfeed.orders.reconcile import ReconcileOptions
+    from krfeed.orders.stream import OrderStream
+
+    accounts: dict[str | tuple[str, str], AccountRef] = {}
+    if sim:
+        for key, ref in (await sim_accounts(feed, sim)).items():
+            if not (account and ref.broker == "kis"):  # --account wins for KIS
+                accounts[key] = ref
+    if account:
+        accounts["kis"] = AccountRef("kis", account)
+    opts = ReconcileOptions(interval=interval, accounts=accounts)
+    stream = OrderStream(feed, options=opts, reconcile=reconcile, passthrough=True)
+    await stream.start()
+    return stream
+
+
+async def _subscribe_orders(feed: Feed, configs: list[Any]) -> None:
+    from krfeed.brokers import KIS, Kiwoom
+
+    if any(isinstance(c, Kiwoom) for c in configs):
+        await feed.subscribe(Kiwoom.ORDER_EXECUTION, wait=False)
+    if any(isinstance(c, KIS) for c in configs):
+        await feed.subscribe(KIS.EXECUTION_NOTICE, wait=False)
+
+
+async def _consume(
+    stream: OrderStream,
+    feed: Feed,
+    result: dict[str, Any],
+    failed: dict[str, str],
+    count: int | None,
+    view: OrdersView | None,
+    live_ctx: Any,
+    recorder: QueuedRecorder | None,
+) -> None:
+    """Show (or print) every order item until ``count`` order events or every session failed;
+    the raw account records and control events go to ``recorder``."""
+    from krfeed.events import Event, SessionFailed
+    from krfeed.orders.model import OrderAnomaly, OrderEvent, ReconcileReport
+    from krfeed.protocol.messages import DecodeError
+    from krfeed.records.base import Record
+
+    out = sys.stdout.buffer
+    async for item in stream:
+        if isinstance(item, OrderEvent | OrderAnomaly | ReconcileReport):
+            if isinstance(item, OrderEvent):
+                result["events"] += 1
+                result["fills"] += item.kind == "filled"
+            elif isinstance(item, OrderAnomaly):
+                result["anomalies"] += 1
+            else:
+                result["reports"] += 1
+            if view is not None:
+                view.update(item, stream.tracker)
+            else:
+                out.write(_line(item))
+                out.flush()
+            if count is not None and isinstance(item, OrderEvent) and result["events"] >= count:
+                return
+        elif isinstance(item, Record | Event | DecodeError):
+            if recorder is not None and (not isinstance(item, Record) or item.account):
+                await recorder.put(item)
+            if view is not None:
+                view.update_feed(item)
+            if isinstance(item, SessionFailed):
+                failed[item.session] = item.reason
+                if all_failed(feed, failed):
+                    return
+        if live_ctx is not None and view is not None:
+            live_ctx.update(view.render())
 
 
 def _line(item: OrderEvent | OrderAnomaly | ReconcileReport) -> bytes:
@@ -392,7 +369,7 @@ class OrdersView:
         from rich.table import Table
         from rich.text import Text
 
-        from krfeed.views import fmt
+        from krfeed.cli.views import fmt
 
         parts: list[Any] = [self.status()]
         tr = self.tracker

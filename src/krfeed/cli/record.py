@@ -1,47 +1,54 @@
-"""The long-running CLI commands (record, replay, demo), as async functions the CLI calls."""
+"""``krfeed record`` and ``krfeed replay``: a feed (or a journal) into sinks, with a live view."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
-import sqlite3
-import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
-from krfeed.brokers import KIS, BrokerConfig, Kiwoom
+from krfeed.brokers import BrokerConfig
+from krfeed.cli.common import (
+    ConfigOpt,
+    ConnectTimeoutOpt,
+    IdleTimeoutOpt,
+    JournalOpt,
+    MockOpt,
+    SimOpt,
+    StatusEveryOpt,
+    VerboseOpt,
+    brokers_for,
+    check_sinks,
+    fail,
+    open_journal,
+    run,
+    say,
+    session_options,
+    setup_logging,
+    where_all,
+)
+from krfeed.cli.views import LiveView
 from krfeed.errors import SubscriptionError
-from krfeed.events import Disconnected, Reconnected, SessionFailed
 from krfeed.feed import Feed, FeedItem
 from krfeed.recorder import Recorder
 from krfeed.records.base import Record
-from krfeed.runner import CONNECT_TIMEOUT, FeedFailed, SubSpec, Watch
+from krfeed.runner import (
+    CONNECT_TIMEOUT,
+    FeedFailed,
+    Interrupted,
+    SubSpec,
+    Watch,
+    on_stop_signals,
+    parse_sub,
+)
 from krfeed.session import SessionOptions
 from krfeed.sinks import Sink, open_sink, timeout_option, where
-from krfeed.views import LiveView
-
-
-def _install_stop(stop: Callable[[], None]) -> Callable[[], None]:
-    loop = asyncio.get_running_loop()
-    sigs = (signal.SIGINT, signal.SIGTERM)
-    for sig in sigs:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop)
-
-    def remove() -> None:
-        for sig in sigs:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
-
-    return remove
 
 
 class _Watched:
@@ -114,10 +121,6 @@ def status_text(rec: Recorder, feed: Feed) -> str:
     )
 
 
-class Interrupted(Exception):
-    """Stopped (Ctrl-C / SIGTERM) before anything was recorded."""
-
-
 async def open_sinks(sinks: list[Sink], stopped: asyncio.Event) -> None:
     """Open every sink, closing those opened when one fails; :class:`Interrupted` when
     ``stopped`` is set first (a sink still trying to connect is cancelled)."""
@@ -145,7 +148,7 @@ async def open_sinks(sinks: list[Sink], stopped: asyncio.Event) -> None:
         raise task.exception()  # type: ignore[misc]
 
 
-async def record(
+async def record_feed(
     brokers: list[BrokerConfig],
     subs: list[SubSpec],
     urls: list[str],
@@ -200,7 +203,9 @@ async def record(
             rec.stop()
         end()
 
-    remove = _install_stop(on_signal)
+    signals = contextlib.ExitStack()
+    signals.enter_context(on_stop_signals(on_signal))
+    remove = signals.close
     try:
         await open_sinks(sinks, stopped)
     except BaseException:
@@ -295,11 +300,8 @@ async def replay_to(path: Path, urls: list[str], speed: float | None) -> dict[st
     sinks: list[Sink] = [open_sink(u) for u in urls]
     source: AsyncIterator[Any] = replay(path, speed=speed) if items is None else items
     rec = Recorder(source, sinks)
-    remove = _install_stop(rec.stop)
-    try:
+    with on_stop_signals(rec.stop):
         await rec.run()
-    finally:
-        remove()
     status = rec.status()
     if not status["read"]:
         raise JournalError(f"nothing to replay: {path} holds no complete journal entry")
@@ -334,188 +336,124 @@ def unsent_items(path: Path) -> AsyncIterator[Any] | None:
     return items()
 
 
-DEMO_CODES = ("005930", "000660", "035720", "051910", "035420")
+def record(
+    subscriptions: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="SUB...",
+            help="BROKER:TYPE[:CODE,CODE…], e.g. kis:H0STPGM0:005930,000660 kiwoom:00",
+        ),
+    ],
+    to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--to",
+            metavar="URL",
+            help="sink URL or plain path (repeatable): day.db, out.jsonl, sqlite:///rel.db, "
+            "sqlite:////abs.db, parquet:///dir, postgresql://…, nats://…; default krfeed.db",
+        ),
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(metavar="S", help="stop after S seconds")
+    ] = None,
+    count: Annotated[int | None, typer.Option(metavar="N", help="stop after N records")] = None,
+    config: ConfigOpt = None,
+    mock: MockOpt = False,
+    sim: SimOpt = None,
+    journal: JournalOpt = None,
+    connect_timeout: ConnectTimeoutOpt = 10.0,
+    stop_timeout: Annotated[
+        float,
+        typer.Option(
+            "--stop-timeout",
+            metavar="S",
+            help="at a stop, seconds a failing sink may still retry; then its rows are saved "
+            "to krfeed-unsent-….jsonl (deliver with krfeed replay FILE --to URL)",
+            min=0,
+        ),
+    ] = 5.0,
+    status_every: StatusEveryOpt = 10.0,
+    verbose: VerboseOpt = False,
+    idle_timeout: IdleTimeoutOpt = None,
+) -> None:
+    """Record records and control events into SQLite (default), JSONL, Parquet, PostgreSQL, NATS.
 
-
-async def demo(
-    duration: float = 30.0,
-    db: Path = Path("krfeed-demo.db"),
-    *,
-    seed: int = 1,
-    live: bool | None = None,
-    console: Console | None = None,
-) -> dict[str, Any]:
-    """Simulator in-process → Feed (Kiwoom 00/0B/0w, KIS H0STPGM0/H0STCNT0) → SQLite + view."""
-    from krfeed.sim import SimConfig, Simulator
-
-    console = console or Console()
-    # Auto-orders trade the codes the demo shows.
-    cfg = SimConfig(
-        port=0, seed=seed, rate=4.0, auto_orders=1.0, ping_interval=5.0, codes=DEMO_CODES
-    )
-    async with Simulator(cfg) as sim:
-        console.print(f"[dim]simulator running at {sim.url}[/]")
-        brokers: list[BrokerConfig] = [Kiwoom.sim(sim.url, 1), KIS.sim(sim.url, 2)]
-        codes = tuple(DEMO_CODES)
-        subs = [
-            SubSpec("kiwoom", "00", ()),
-            SubSpec("kiwoom", "0B", codes),
-            SubSpec("kiwoom", "0w", codes),
-            SubSpec("kis", "H0STPGM0", codes),
-            SubSpec("kis", "H0STCNT0", codes[:3]),
-        ]
-        # Auto-orders go to the KIS account too once its notices are subscribed.
-        subs.append(SubSpec("kis", "H0STCNI0", ()))
-        if db.exists():
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(db) + suffix).unlink(missing_ok=True)
-        t0 = time.monotonic()
-        status = await record(
+    Example: krfeed record kis:H0STPGM0:005930 kiwoom:00 --to day.db --duration 60"""
+    try:
+        subs = [parse_sub(s) for s in subscriptions]
+    except ValueError as e:
+        raise fail(str(e)) from None
+    urls = check_sinks(to or ["sqlite:///krfeed.db"])
+    setup_logging(verbose)
+    brokers = brokers_for(config, mock, sim, {s.broker for s in subs})
+    options = session_options(config, mock, sim, idle_timeout)
+    status = run(
+        record_feed(
             brokers,
             subs,
-            [f"sqlite:///{db}"],
+            urls,
             duration=duration,
-            live=live,
-            console=console,
-            printer=_DemoPrinter(console),
+            count=count,
+            journal=open_journal(journal),
+            options=options,
+            connect_timeout=connect_timeout,
+            stop_timeout=stop_timeout,
+            spill_dir=Path.cwd(),
+            status_every=status_every,
+            status_out=say,
         )
-        status["elapsed"] = round(time.monotonic() - t0, 1)
-        status["sim"] = sim.stats()
-    summary(db, console)
-    return status
-
-
-class _DemoPrinter:
-    """Plain lines when the demo runs without a terminal: every order event, and program
-    trading at most once a second per code."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.closed = False
-        self._last: dict[str, float] = {}
-
-    def __call__(self, item: FeedItem) -> None:
-        from krfeed.records.kis import ExecutionNotice, ProgramTrading
-        from krfeed.records.kiwoom import OrderExecution
-
-        line = ""
-        if isinstance(item, OrderExecution):
-            # 905 주문구분 tells a cancel or modify from the order it amends
-            kind = item.order_kind or ""
-            what = "cancel " if "취소" in kind else "modify " if "정정" in kind else ""
-            fill = (
-                f" fill {item.unit_fill_qty} @ {item.unit_fill_price}" if item.unit_fill_qty else ""
-            )
-            line = (
-                f"kiwoom 00 order {item.order_no} {what}{item.order_status} {item.side} "
-                f"{item.code} qty {item.order_qty}{fill} filled {item.fill_qty or 0} "
-                f"unfilled {item.unfilled_qty}"
-            )
-        elif isinstance(item, ExecutionNotice):
-            what = "" if item.correction is None else f"{item.correction} "
-            what = "" if what == "normal " else what
-            # on an ack CNTG_QTY/CNTG_UNPR carry the order's quantity and price, not a fill
-            shown = (
-                f"{item.fill_qty} @ {item.fill_price}"
-                if str(item.notice_kind) == "fill"
-                else f"qty {item.order_qty} @ {item.order_price}"
-            )
-            line = (
-                f"kis H0STCNI0 order {item.order_no} {what}{item.notice_kind} {item.side} "
-                f"{item.code} {shown}"
-            )
-        elif isinstance(item, ProgramTrading):
-            now = time.monotonic()
-            if now - self._last.get(item.item, 0.0) < 1.0:
-                return
-            self._last[item.item] = now
-            t = item.time.strftime("%H:%M:%S") if item.time else "-"
-            line = (
-                f"kis H0STPGM0 {item.code} {t} program buy {item.buy_qty} sell {item.sell_qty} "
-                f"net {item.net_buy_qty:+} shares, {item.net_buy_value:+,} won"
-            )
-        elif isinstance(item, SessionFailed | Disconnected | Reconnected):
-            line = f"{type(item).__name__}: {item.session}"
-        if line and not self.closed:
-            try:
-                self.console.print(line, highlight=False, soft_wrap=True)
-            except (BrokenPipeError, SystemExit):  # rich exits on a closed pipe
-                self.closed = True  # the reader went away (| head): keep recording quietly
-
-
-def summary(db: Path, console: Console) -> None:
-    """Rows per table of a recording, and a query to try."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        names = [
-            r[0]
-            for r in con.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"
-            ).fetchall()
-        ]
-        table = Table(title=f"recorded in {db}")
-        table.add_column("table")
-        table.add_column("rows", justify="right")
-        for n in names:
-            (rows,) = con.execute(f'SELECT count(*) FROM "{n}"').fetchone()
-            table.add_row(n, f"{rows:,}")
-    finally:
-        con.close()
-    console.print(table)
-    console.print("Try:")
-    krfeed = krfeed_command()
-    console.print(
-        f'  {krfeed} query {db} "SELECT order_no, order_status, code, side, order_qty, fill_qty, '
-        'fill_price FROM kiwoom_order_execution ORDER BY received_at LIMIT 20"',
-        highlight=False,
-        soft_wrap=True,
     )
-    console.print(
-        f'  {krfeed} query {db} "SELECT code, time, net_buy_qty, net_buy_value '
-        'FROM kis_program_trading ORDER BY received_at DESC LIMIT 10"',
-        highlight=False,
-        soft_wrap=True,
-    )
+    _record_summary("recorded", status, urls)
 
 
-def krfeed_command() -> str:
-    """How the user can run krfeed from here: ``krfeed`` when it is on PATH, else the path of
-    the script beside this Python (``.venv/bin/krfeed`` after ``make``)."""
-    import shutil
+def _record_summary(verb: str, status: dict[str, Any], urls: list[str]) -> None:
+    """The closing line(s): records apart from control events, where (absolute paths), what
+    was refused, and what could not be delivered (then exit 1)."""
+    events = status["written"] - status["records"]
+    into = where_all(urls)
+    say(f"{verb} {status['records']:,} records (and {events:,} control events) into {into}")
+    refused = status.get("refused") or {}
+    if refused:
+        say("refused: " + "; ".join(f"{k}: {v}" for k, v in refused.items()))
+    lost = {u: v for u, v in status["sinks"].items() if v["abandoned"]}
+    for u, v in lost.items():
+        saved = f"; saved in {v['spilled_to']}" if v.get("spilled_to") else ""
+        say(
+            f"{v['abandoned']:,} items could not be written to {where_all([u])} "
+            f"({v['last_error']}){saved}"
+        )
+    if lost:
+        raise fail("some rows were not delivered (see above)", 1)
 
-    if shutil.which("krfeed"):
-        return "krfeed"
-    script = Path(sys.executable).parent / "krfeed"
-    if not script.exists():
-        return f"{sys.executable} -m krfeed"
-    try:
-        return str(script.relative_to(Path.cwd()))
-    except ValueError:
-        return str(script)
 
-
-def query(db: Path, sql: str, *, as_json: bool = False, console: Console | None = None) -> int:
-    """Run read-only SQL on a recording and print the rows; returns the row count."""
-    import msgspec
-
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        cur = con.execute(sql)
-        cols = [d[0] for d in cur.description or ()]
-        rows = cur.fetchall()
-    finally:
-        con.close()
-    if as_json:
-        out = sys.stdout
-        for r in rows:
-            out.write(msgspec.json.encode(dict(zip(cols, r, strict=True))).decode() + "\n")
-        return len(rows)
-    console = console or Console()
-    table = Table(show_lines=False)
-    for c in cols:
-        table.add_column(c)
-    for r in rows:
-        table.add_row(*("" if v is None else str(v) for v in r))
-    console.print(table)
-    console.print(f"[dim]{len(rows)} row(s)[/]")
-    return len(rows)
+def replay(
+    path: Annotated[
+        Path,
+        typer.Argument(help="journal directory written with --journal, or a krfeed-unsent file"),
+    ],
+    speed: Annotated[str, typer.Option(help="1 (real time), 10, … or max")] = "max",
+    to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--to", metavar="URL", help="sink URL (repeatable); default: JSON lines to stdout"
+        ),
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Feed a journal back through the decoders into sinks, reproducing the live records."""
+    if not path.exists():
+        raise fail(f"no journal at {path}")
+    if speed == "max":
+        spd: float | None = None
+    else:
+        try:
+            spd = float(speed)
+        except ValueError:
+            raise fail(f"--speed takes a number or max, not {speed!r}") from None
+        if spd <= 0:
+            raise fail("--speed must be positive")
+    urls = check_sinks(to or ["jsonl:-"])
+    setup_logging(verbose)
+    status = run(replay_to(path, urls, spd))
+    if to:
+        _record_summary("replayed", status, urls)

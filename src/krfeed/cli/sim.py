@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from krfeed.runner import on_stop_signals
 from krfeed.sim.config import SimConfig
 from krfeed.sim.faults import ACTIONS, parse_fault
 
@@ -43,10 +42,6 @@ async def _run(config: SimConfig, faults: list[tuple[str, dict[str, Any], float,
     sim = Simulator(config)
     await sim.start()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
 
     async def inject(action: str, params: dict[str, Any], start: float, every: float) -> None:
         await asyncio.sleep(start)
@@ -60,7 +55,8 @@ async def _run(config: SimConfig, faults: list[tuple[str, dict[str, Any], float,
     sys.stdout.write(f"krfeed sim ready: {sim.url}\n")
     sys.stdout.flush()
     try:
-        await stop.wait()
+        with on_stop_signals(stop.set):
+            await stop.wait()
     finally:
         for t in tasks:
             t.cancel()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sys
 import time
 from collections import deque
@@ -16,10 +15,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from krfeed.cli.common import brokers_for, check_sinks, fail, open_journal, run, setup_logging
+from krfeed.runner import FeedFailed, QueuedRecorder, all_failed, on_stop_signals, run_until
+
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from krfeed.conditions import ConditionMatch, ConditionSet
+    from krfeed.feed import Feed
 
 conditions_app = typer.Typer(
     help="Kiwoom condition search (조건검색): list the saved conditions, search, watch live.",
@@ -40,9 +43,7 @@ SeqArg = Annotated[str, typer.Argument(metavar="SEQ", help="condition number (se
 
 
 def _kiwoom(config: Path | None, mock: bool, sim: str | None) -> Any:
-    from krfeed.cli import _brokers_for
-
-    return _brokers_for(config, mock, sim, {"kiwoom"})[0]
+    return brokers_for(config, mock, sim, {"kiwoom"})[0]
 
 
 @conditions_app.callback(invoke_without_command=True)
@@ -57,10 +58,8 @@ def conditions_command(
     """List the saved conditions (made in 영웅문); `search SEQ` and `watch SEQ` use them."""
     if ctx.invoked_subcommand is not None:
         return
-    from krfeed.cli import _run, _setup_logging
-
-    _setup_logging(verbose)
-    conds = _run(_with_feed(_kiwoom(config, mock, sim), lambda f: f.conditions()))
+    setup_logging(verbose)
+    conds = run(_with_feed(_kiwoom(config, mock, sim), lambda f: f.conditions()))
     if as_json:
         import msgspec
 
@@ -90,15 +89,14 @@ def search_command(
     verbose: VerboseOpt = False,
 ) -> None:
     """The stocks matching condition SEQ now (every page)."""
-    from krfeed.cli import _run, _setup_logging, fail
     from krfeed.conditions import ConditionError, check_seq
 
     try:
         s = check_seq(seq)
     except ConditionError as e:
         raise fail(str(e)) from None
-    _setup_logging(verbose)
-    rows: list[ConditionMatch] = _run(_with_feed(_kiwoom(config, mock, sim), lambda f: f.search(s)))
+    setup_logging(verbose)
+    rows: list[ConditionMatch] = run(_with_feed(_kiwoom(config, mock, sim), lambda f: f.search(s)))
     if as_json:
         import msgspec
 
@@ -111,7 +109,7 @@ def search_command(
     from rich.console import Console
     from rich.table import Table
 
-    from krfeed.views import fmt
+    from krfeed.cli.views import fmt
 
     table = Table(title=f"condition {s}: {len(rows)} stock(s)")
     table.add_column("code")
@@ -172,7 +170,6 @@ def watch_command(
     verbose: VerboseOpt = False,
 ) -> None:
     """Follow condition SEQ live: the stocks entering and leaving it, and the current set."""
-    from krfeed.cli import _check_sinks, _journal, _run, _setup_logging, fail
     from krfeed.conditions import ConditionError, check_seq
     from krfeed.schema.catalog import UnknownType, get_type
 
@@ -195,10 +192,10 @@ def watch_command(
             extra.append(rt.code)
     if count is not None and count < 1:
         raise fail("--count must be at least 1")
-    _check_sinks(to or [])
-    _setup_logging(verbose)
+    check_sinks(to or [])
+    setup_logging(verbose)
     cfg = _kiwoom(config, mock, sim)
-    result = _run(
+    result = run(
         run_watch(
             cfg,
             s,
@@ -207,7 +204,7 @@ def watch_command(
             duration=duration,
             sinks=list(to or []),
             with_types=extra,
-            journal=_journal(journal),
+            journal=open_journal(journal),
         )
     )
     if to:
@@ -230,111 +227,54 @@ async def run_watch(
     journal: Any = None,
 ) -> dict[str, Any]:
     """The ``conditions watch`` command; returns a summary (hits, the final set, rows)."""
-    from krfeed.conditions import ConditionSet, hit_event, plain_code
-    from krfeed.events import SessionFailed
+    from krfeed.conditions import ConditionSet
     from krfeed.feed import Feed
-    from krfeed.jsonout import encode_line
-    from krfeed.recorder import Recorder
-    from krfeed.records.kiwoom import ConditionHit
-    from krfeed.runner import FeedFailed, run_until
-    from krfeed.schema.enums import ConditionEvent
-    from krfeed.sinks import open_sink
 
     feed = Feed(cfg, on_raw=journal)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     result: dict[str, Any] = {"hits": 0, "codes": []}
     failed: dict[str, str] = {}
     cset = ConditionSet()
     view = WatchView(seq, cset) if mode == "table" else None
-    rec_queue: asyncio.Queue[Any] | None = None
-    recorder: Recorder | None = None
-    rec_task: asyncio.Task[Any] | None = None
+    recorder: QueuedRecorder | None = None
     live_ctx: Any = None
     types = list(with_types or [])
     try:
-        await feed.start()
-        if sinks:
-            rec_queue = asyncio.Queue(maxsize=10_000)
-            q = rec_queue
+        with on_stop_signals(stop.set):
+            await feed.start()
+            if sinks:
+                recorder = QueuedRecorder(sinks)
+            watch = await feed.watch(seq)
+            if view is not None:
+                view.name = watch.name
+            for t in types:
+                if watch.initial:
+                    await feed.subscribe(f"kiwoom:{t}", list(watch.initial), wait=False)
+            if view is not None:
+                from rich.console import Console
+                from rich.live import Live
 
-            async def source() -> Any:
-                while True:
-                    item = await q.get()
-                    if item is None:
-                        return
-                    yield item
-
-            recorder = Recorder(source(), [open_sink(u) for u in sinks])
-            rec_task = asyncio.create_task(recorder.run())
-        watch = await feed.watch(seq)
-        if view is not None:
-            view.name = watch.name
-        for t in types:
-            if watch.initial:
-                await feed.subscribe(f"kiwoom:{t}", list(watch.initial), wait=False)
-        out = sys.stdout.buffer
-        if view is not None:
-            from rich.console import Console
-            from rich.live import Live
-
-            live_ctx = Live(view.render(), console=Console(), refresh_per_second=4)
-            live_ctx.__enter__()
-
-        async def consume() -> None:
-            async for item in feed:
-                if rec_queue is not None:
-                    await rec_queue.put(item)
-                cset.update(item)
-                if view is not None:
-                    view.update(item)
-                    assert live_ctx is not None
-                    live_ctx.update(view.render())
-                else:
-                    out.write(encode_line(item))
-                    out.flush()
-                if isinstance(item, ConditionHit) and (item.condition_seq or "").strip() == seq:
-                    result["hits"] += 1
-                    code = plain_code(item.code or item.item)
-                    ev = hit_event(item.condition_event)
-                    for t in types:
-                        if ev is ConditionEvent.ENTER:
-                            await feed.subscribe(f"kiwoom:{t}", [code], wait=False)
-                        elif ev is ConditionEvent.EXIT:
-                            await feed.unsubscribe(f"kiwoom:{t}", [code])
-                    if count is not None and result["hits"] >= count:
-                        return
-                elif isinstance(item, SessionFailed):
-                    failed[item.session] = item.reason
-                    if all(s.failed for s in feed.sessions):
-                        return
-
-        await run_until(consume(), stop, duration)
-        if not failed:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(3):
-                    await feed.unwatch(seq)
+                live_ctx = Live(view.render(), console=Console(), refresh_per_second=4)
+                live_ctx.__enter__()
+            work = _follow(feed, seq, cset, result, failed, count, types, view, live_ctx, recorder)
+            await run_until(work, stop, duration)
+            if not failed:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(3):
+                        await feed.unwatch(seq)
     finally:
         if live_ctx is not None:
             live_ctx.__exit__(None, None, None)
         await feed.close()
-        if rec_queue is not None and rec_task is not None:
-            await rec_queue.put(None)
-            with contextlib.suppress(Exception):
-                await rec_task
+        if recorder is not None:
+            await recorder.close()
         if journal is not None:
             await journal.aclose()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
-    if failed and all(s.failed for s in feed.sessions):
-        raise FeedFailed("; ".join(dict.fromkeys(failed.values())))
+    if reason := all_failed(feed, failed):
+        raise FeedFailed(reason)
     result["codes"] = sorted(cset.codes(seq))
     if recorder is not None:
-        result["recorded"] = recorder.status()["written"]
+        result["recorded"] = recorder.written()
     if view is not None:
         from rich.console import Console
 
@@ -344,6 +284,55 @@ async def run_watch(
             highlight=False,
         )
     return result
+
+
+async def _follow(
+    feed: Feed,
+    seq: str,
+    cset: ConditionSet,
+    result: dict[str, Any],
+    failed: dict[str, str],
+    count: int | None,
+    types: list[str],
+    view: WatchView | None,
+    live_ctx: Any,
+    recorder: QueuedRecorder | None,
+) -> None:
+    """Show (or print) and record every item; (un)subscribe ``types`` for the stocks entering
+    and leaving; until ``count`` hits or every session failed."""
+    from krfeed.conditions import hit_event, plain_code
+    from krfeed.events import SessionFailed
+    from krfeed.jsonout import encode_line
+    from krfeed.records.kiwoom import ConditionHit
+    from krfeed.schema.enums import ConditionEvent
+
+    out = sys.stdout.buffer
+    async for item in feed:
+        if recorder is not None:
+            await recorder.put(item)
+        cset.update(item)
+        if view is not None:
+            view.update(item)
+            assert live_ctx is not None
+            live_ctx.update(view.render())
+        else:
+            out.write(encode_line(item))
+            out.flush()
+        if isinstance(item, ConditionHit) and (item.condition_seq or "").strip() == seq:
+            result["hits"] += 1
+            code = plain_code(item.code or item.item)
+            ev = hit_event(item.condition_event)
+            for t in types:
+                if ev is ConditionEvent.ENTER:
+                    await feed.subscribe(f"kiwoom:{t}", [code], wait=False)
+                elif ev is ConditionEvent.EXIT:
+                    await feed.unsubscribe(f"kiwoom:{t}", [code])
+            if count is not None and result["hits"] >= count:
+                return
+        elif isinstance(item, SessionFailed):
+            failed[item.session] = item.reason
+            if all_failed(feed, failed):
+                return
 
 
 class WatchView:
@@ -362,6 +351,7 @@ class WatchView:
         self._t0 = time.monotonic()
 
     def update(self, item: Any) -> None:
+        from krfeed.cli.views import fmt
         from krfeed.conditions import hit_event, plain_code
         from krfeed.events import (
             ConditionRestored,
@@ -373,7 +363,6 @@ class WatchView:
         from krfeed.records.base import Record
         from krfeed.records.kiwoom import ConditionHit
         from krfeed.schema.enums import ConditionEvent
-        from krfeed.views import fmt
 
         if isinstance(item, ConditionHit):
             self.hits += 1
@@ -402,7 +391,7 @@ class WatchView:
         from rich.table import Table
         from rich.text import Text
 
-        from krfeed.views import fmt
+        from krfeed.cli.views import fmt
 
         codes = self.cset.sets.get(self.seq, {})
         status = Text(

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
+from krfeed.cli.common import brokers_for, fail, run, setup_logging
+
 DEFAULT_PORT = 8700
 
 
 def _check_listen(host: str, port: int) -> None:
-    from krfeed.cli import fail
-
     if not 0 <= port <= 65535:
         raise fail(f"--port {port} is not a port (0-65535; 0 picks a free one)")
     if not host:
@@ -59,7 +59,6 @@ def web_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log to stderr")] = False,
 ) -> None:
     """Serve a live dashboard: program trading, tape and book, your orders, feed health."""
-    from krfeed.cli import _brokers_for, _run, _setup_logging, fail
     from krfeed.runner import SubSpec, parse_sub
     from krfeed.web import app
 
@@ -74,7 +73,7 @@ def web_command(
             raise fail(f"--speed takes a number or max, not {speed!r}") from None
         if spd <= 0:
             raise fail("--speed must be positive")
-    _setup_logging(verbose)
+    setup_logging(verbose)
     if replay is not None or db is not None:
         if subscriptions:
             raise fail("subscriptions do not apply to --replay/--db")
@@ -89,9 +88,7 @@ def web_command(
                 raise fail(f"no database at {db}")
             items = app.db_async(db, spd)
             mode = "recording"
-        _run(
-            app.serve_items(items, mode=mode, host=host, port=port, open_=open_, duration=duration)
-        )
+        run(app.serve_items(items, mode=mode, host=host, port=port, open_=open_, duration=duration))
         return
     if not subscriptions:
         raise fail(
@@ -103,21 +100,20 @@ def web_command(
     except ValueError as e:
         raise fail(str(e)) from None
     which = {s.broker for s in subs}
-    brokers = _brokers_for(config, mock, sim, which)
+    brokers = brokers_for(config, mock, sim, which)
     have = {(s.broker, s.type) for s in subs}
     if "kiwoom" in which and ("kiwoom", "00") not in have:
         subs.append(SubSpec("kiwoom", "00", ()))
     if "kis" in which and not have & {("kis", "H0STCNI0"), ("kis", "H0STCNI9")}:
         subs.append(SubSpec("kis", "H0STCNI9" if mock else "H0STCNI0", ()))
-    _run(
+    run(
         app.serve_live(brokers, subs, host=host, port=port, open_=open_, duration=duration, sim=sim)
     )
 
 
 def demo_web(*, seed: int, port: int, host: str, open_: bool, duration: float | None) -> None:
     """``krfeed demo --web``: the simulator with auto-orders and the dashboard on it."""
-    from krfeed.cli import _run
     from krfeed.web import app
 
     _check_listen(host, port)
-    _run(app.serve_demo(seed=seed, host=host, port=port, open_=open_, duration=duration))
+    run(app.serve_demo(seed=seed, host=host, port=port, open_=open_, duration=duration))
