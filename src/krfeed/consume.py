@@ -2,7 +2,7 @@
 the bus into sinks (``krfeed consume nats://… --to postgresql://…``).
 
 Delivery: messages are fetched in batches from a durable pull consumer (explicit acks), decoded
-(:func:`krfeed.sinks.codec.decode_payload`) and written to every sink; the batch is acknowledged
+(:func:`krfeed.sinks.payload.decode_payload`) and written to every sink; the batch is acknowledged
 only after every sink's ``write`` returned, i.e. committed. A sink that fails is retried (only
 that sink) with backoff while the messages' ack timers are extended; a consumer that stops,
 crashes or is cancelled before acking leaves the messages to be redelivered — at-least-once, made
@@ -34,8 +34,8 @@ from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import Record
 from krfeed.sinks import open_sink, timeout_option
 from krfeed.sinks.base import Item, Sink
-from krfeed.sinks.codec import PayloadError, decode_payload
 from krfeed.sinks.nats import connect, split_url
+from krfeed.sinks.payload import PayloadError, decode_payload
 
 
 @dataclass(slots=True)

@@ -21,7 +21,7 @@ Policies (DESIGN principles 5 and 6):
   cancelled) writes the last batch and closes the sinks. A sink still failing then is retried
   for ``close_timeout`` seconds more — a write still under way when that time is up is
   cancelled; what it could not take is counted as ``abandoned`` in ``status()``, logged, and
-  with ``spill_dir`` saved as JSON lines (:func:`krfeed.sinks.codec.encode_payload`, one file
+  with ``spill_dir`` saved as JSON lines (:func:`krfeed.sinks.payload.encode_payload`, one file
   per sink: ``krfeed-unsent-…jsonl``, which ``krfeed replay FILE --to URL`` delivers later) —
   never silently.
 - A stop during :meth:`run`'s opening of the sinks cancels the opening.
@@ -478,7 +478,7 @@ class Recorder:
     def _spill(self, sink: Sink, st: SinkStatus, batch: list[Item]) -> str | None:
         if self.spill_dir is None:
             return None
-        from krfeed.sinks.codec import encode_payload
+        from krfeed.sinks.payload import encode_payload
 
         if st.spilled_to is None:
             stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")

@@ -16,8 +16,8 @@ from krfeed.protocol.messages import DecodeError
 from krfeed.records.kis import RECORDS as KIS
 from krfeed.records.kiwoom import RECORDS as KIWOOM
 from krfeed.sinks import open_sink
-from krfeed.sinks.codec import decode_payload, encode_with_id
 from krfeed.sinks.nats import NATSSink, subject_of, token
+from krfeed.sinks.payload import decode_payload, encode_with_id
 
 from .conftest import (
     RECEIVED_AT,

@@ -22,7 +22,7 @@ from krfeed.records.base import Record
 from krfeed.records.kis import RECORDS as KIS
 from krfeed.records.kiwoom import RECORDS as KIWOOM
 from krfeed.sinks import open_sink
-from krfeed.sinks.codec import encode_with_id
+from krfeed.sinks.payload import encode_with_id
 from krfeed.sinks.postgres import PostgresSink
 from krfeed.sinks.tables import table_of
 

@@ -311,7 +311,7 @@ async def replay_to(path: Path, urls: list[str], speed: float | None) -> dict[st
 def unsent_items(path: Path) -> AsyncIterator[Any] | None:
     """The items of a file of JSON-lines payloads (what a stopped recorder saved for a sink
     that could not take them), or None when ``path`` is not such a file."""
-    from krfeed.sinks.codec import PayloadError, decode_payload
+    from krfeed.sinks.payload import PayloadError, decode_payload
 
     if not path.is_file():
         return None

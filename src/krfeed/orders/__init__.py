@@ -11,7 +11,6 @@ reconciliation so that no fill is missed across disconnects.
 - :mod:`krfeed.orders.tracker` — :class:`OrderTracker` (per-order state, duplicates, anomalies).
 - :mod:`krfeed.orders.reconcile` — REST inquiries, rate limiting, the comparison.
 - :mod:`krfeed.orders.stream` — :class:`OrderStream`, the feed wrapper that ties them together.
-- :mod:`krfeed.orders.program` — :class:`ProgramTrading` across Kiwoom 0w and KIS H0STPGM0.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from krfeed.orders.model import (
     ReconcileReport,
     normalize,
 )
-from krfeed.orders.program import ProgramFlow, ProgramTrading, normalize_program
 from krfeed.orders.reconcile import (
     KISAccountAPI,
     KiwoomAccountAPI,
@@ -38,6 +36,9 @@ from krfeed.orders.reconcile import (
 )
 from krfeed.orders.stream import OrderStream, ReconcileMarker, StreamItem
 from krfeed.orders.tracker import DaySummary, OrderTracker
+
+# program trading is not about orders: krfeed.program, re-exported here for earlier imports
+from krfeed.program import ProgramFlow, ProgramTotals, ProgramTrading, normalize_program
 
 __all__ = [
     "AccountRef",
@@ -52,6 +53,7 @@ __all__ = [
     "OrderStream",
     "OrderTracker",
     "ProgramFlow",
+    "ProgramTotals",
     "ProgramTrading",
     "RateLimiter",
     "ReconcileError",

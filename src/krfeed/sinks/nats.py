@@ -14,9 +14,9 @@ and an existing stream must capture ``<prefix>.>``.
 
 Payload: JSON (via msgspec), the same object as a line of krfeed's JSONL output — chosen over
 msgpack because any NATS client, ``nats sub`` and ``jq`` read it without a schema, and it needs
-no extra dependency; :func:`krfeed.sinks.codec.decode_payload` turns it back into the exact
+no extra dependency; :func:`krfeed.sinks.payload.decode_payload` turns it back into the exact
 record. Messages carry ``Nats-Msg-Id`` = the hex of the item's deterministic id
-(:func:`krfeed.sinks.codec.item_id`), so JetStream drops a republished duplicate that arrives
+(:func:`krfeed.sinks.payload.item_id`), so JetStream drops a republished duplicate that arrives
 within the stream's duplicate window (``duplicate_window``, 2 minutes by default, set when this
 sink creates the stream); a duplicate that arrives later is stored again and removed downstream
 by the PostgreSQL sink, whose primary key is the same id.
@@ -51,7 +51,7 @@ from krfeed.events import Event
 from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import Record
 from krfeed.sinks.base import Item
-from krfeed.sinks.codec import encode_with_id
+from krfeed.sinks.payload import encode_with_id
 from krfeed.sinks.urls import redact_url
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")

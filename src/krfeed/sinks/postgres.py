@@ -9,9 +9,10 @@ column comments. Control events go to ``krfeed_events`` (fields beyond broker/se
 shared with the other table sinks, :mod:`krfeed.sinks.tables`). With the TimescaleDB
 extension installed in the database, market-data tables become hypertables on ``received_at``.
 
-Idempotency: ``record_id`` is the deterministic id of the item (:func:`krfeed.sinks.codec.item_id`),
-and account-event tables (Kiwoom ``00``, KIS ``H0STCNI0``/``H0STCNI9``) also have a unique index
-over :attr:`Table.key <krfeed.sinks.tables.Table.key>` (``NULLS NOT DISTINCT``). Every batch is
+Idempotency: ``record_id`` is the deterministic id of the item
+(:func:`krfeed.sinks.payload.item_id`), and account-event tables (Kiwoom ``00``, KIS
+``H0STCNI0``/``H0STCNI9``) also have a unique index over
+:attr:`Table.key <krfeed.sinks.tables.Table.key>` (``NULLS NOT DISTINCT``). Every batch is
 one transaction: rows are COPYed (binary) into per-connection temporary staging tables, then
 ``INSERT … SELECT … ON CONFLICT DO NOTHING`` moves them into the real tables. A batch written
 twice — a retry after a commit whose acknowledgement was lost, a replayed journal, a redelivered
@@ -46,7 +47,7 @@ from krfeed.events import Event
 from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import Record
 from krfeed.sinks.base import Item
-from krfeed.sinks.codec import encode_with_id
+from krfeed.sinks.payload import encode_with_id
 from krfeed.sinks.tables import (
     DECODE_ERROR_COLUMNS,
     DECODE_ERRORS_TABLE,

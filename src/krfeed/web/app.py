@@ -186,7 +186,7 @@ def db_items(path: Path) -> Iterator[Any]:
 
     from krfeed.protocol.messages import DecodeError
     from krfeed.schema.catalog import BROKERS, types
-    from krfeed.sinks.codec import from_dict
+    from krfeed.sinks.payload import from_dict
     from krfeed.sinks.tables import table_for
 
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)

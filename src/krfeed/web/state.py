@@ -41,8 +41,8 @@ from krfeed.events import (
     SubscribeFailed,
 )
 from krfeed.orders.model import ORDER_TYPES, OrderAnomaly, OrderEvent, OrderState, ReconcileReport
-from krfeed.orders.program import ProgramTrading, normalize_program
 from krfeed.orders.tracker import OrderTracker
+from krfeed.program import ProgramTotals, normalize_program
 from krfeed.protocol.messages import DecodeError
 from krfeed.records import kis as kis_records
 from krfeed.records import kiwoom as kiwoom_records
@@ -105,7 +105,7 @@ class StockProgram:
 
     code: str
     broker: str
-    latest: ProgramTrading
+    latest: ProgramTotals
     line: Line
     #: minute (epoch seconds) -> [buy amount at its end, sell amount at its end, buy qty, sell qty]
     minutes: deque[tuple[int, list[int]]] = field(default_factory=lambda: deque(maxlen=600))
@@ -336,7 +336,7 @@ class DashboardState:
         self.counts["ignored_codes"] += 1
         return False
 
-    def _program(self, p: ProgramTrading) -> None:
+    def _program(self, p: ProgramTotals) -> None:
         key = p.code if p.exchange == "KRX" else f"{p.code}_{p.exchange}"
         st = self.program.get(key)
         if st is None or _PREFERENCE[p.broker] < _PREFERENCE[st.broker]:

@@ -1,5 +1,5 @@
-"""ProgramTrading across Kiwoom 0w (the official example of Kiwoom's guide) and KIS H0STPGM0
-(built from the seed's documented 11-field layout): units normalized to won."""
+"""ProgramTotals (krfeed.program) across Kiwoom 0w (the official example of Kiwoom's guide)
+and KIS H0STPGM0 (built from the seed's documented 11-field layout): units normalized to won."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import krfeed
-from krfeed.orders import ProgramFlow, normalize_program
+from krfeed.program import ProgramFlow, ProgramTotals, normalize_program
 from krfeed.records.base import Record
 
 SPEC_PATH = Path(__file__).parent.parent / "fixtures" / "official" / "kiwoom_api_spec_subset.json"
@@ -76,3 +76,11 @@ def test_program_flow_keeps_series_per_code() -> None:
         ),
     )
     assert isinstance(other, Record) and flow.update(other) is None
+
+
+def test_the_former_home_and_name_still_import() -> None:
+    import krfeed.orders
+
+    assert krfeed.orders.ProgramTrading is ProgramTotals
+    assert krfeed.orders.normalize_program is normalize_program
+    assert krfeed.orders.ProgramFlow is ProgramFlow

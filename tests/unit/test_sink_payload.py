@@ -1,4 +1,4 @@
-"""The record <-> payload codec of the NATS sink and the item ids (krfeed.sinks.codec):
+"""The record <-> payload of the NATS sink and the item ids (krfeed.sinks.payload):
 exact round trip for every declared type of both brokers, with generated values."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from krfeed.records.kis import RECORDS as KIS
 from krfeed.records.kiwoom import RECORDS as KIWOOM
 from krfeed.schema.convert import KST
 from krfeed.schema.enums import ENUM_KINDS, Direction, Side
-from krfeed.sinks.codec import (
+from krfeed.sinks.payload import (
     EVENTS,
     PayloadError,
     decode_payload,
@@ -235,3 +235,10 @@ def test_bad_payloads(payload: bytes, reason: str) -> None:
 def test_payload_error_is_a_value_error() -> None:
     assert issubclass(PayloadError, ValueError)
     assert not issubclass(PayloadError, msgspec.ValidationError)
+
+
+def test_the_former_module_name_still_imports() -> None:
+    from krfeed.sinks import codec, payload
+
+    assert codec.decode_payload is payload.decode_payload
+    assert codec.encode_with_id is payload.encode_with_id
