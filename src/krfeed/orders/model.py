@@ -578,5 +578,11 @@ def normalize(record: Record) -> OrderEvent | None:
     return None
 
 
+def is_order_type(broker: str, type_: str) -> bool:
+    """Whether ``broker``'s real-time type ``type_`` carries the account's orders and fills."""
+    return type_ in ORDER_TYPES.get(broker, frozenset())
+
+
 def is_order_record(record: Record) -> bool:
-    return record.type in ORDER_TYPES.get(record.broker, frozenset())
+    """Whether ``record`` is an order / fill push (see :func:`is_order_type`)."""
+    return is_order_type(record.broker, record.type)

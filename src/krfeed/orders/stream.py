@@ -37,7 +37,14 @@ from krfeed.brokers.registry import AccountAPIRequest
 from krfeed.events import Disconnected, Reconnected, Stalled, Subscribed
 from krfeed.feed import Feed, FeedItem
 from krfeed.logs import get_logger
-from krfeed.orders.model import ORDER_TYPES, OrderAnomaly, OrderEvent, ReconcileReport, normalize
+from krfeed.orders.model import (
+    OrderAnomaly,
+    OrderEvent,
+    ReconcileReport,
+    is_order_record,
+    is_order_type,
+    normalize,
+)
 from krfeed.orders.reconcile import (
     RateLimiter,
     ReconcileOptions,
@@ -147,7 +154,7 @@ class OrderStream:
             return list(self._on_round(item))
         out: list[StreamItem] = [item] if self.passthrough else []
         if isinstance(item, Record):
-            if item.type not in ORDER_TYPES.get(item.broker, frozenset()):
+            if not is_order_record(item):
                 return out
             ev = normalize(item)
             if ev is None:
@@ -159,7 +166,7 @@ class OrderStream:
             return out
         if isinstance(item, DecodeError):
             # an order push that could not be decoded: ask the broker what it said
-            if item.type in ORDER_TYPES.get(item.broker, frozenset()):
+            if is_order_type(item.broker, item.type):
                 for each in self._recons.values():
                     if each.broker == item.broker and each.ready:
                         self._trigger(each, "decode_error")
@@ -175,9 +182,7 @@ class OrderStream:
             r = self._recons.get(item.session)
             if r is not None:
                 r.gap = True
-        elif isinstance(item, Subscribed) and item.type in ORDER_TYPES.get(
-            item.broker, frozenset()
-        ):
+        elif isinstance(item, Subscribed) and is_order_type(item.broker, item.type):
             r = self._recon_for(item.session)
             if r is not None:
                 first = not r.ready

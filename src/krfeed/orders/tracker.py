@@ -39,7 +39,6 @@ Rules:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,12 +187,6 @@ class OrderTracker:
         """Normalize a broker record and apply it ([] for records that are not order events)."""
         ev = normalize(record)
         return [] if ev is None else self.apply(ev)
-
-    def apply_all(self, events: Iterable[OrderEvent]) -> list[Output]:
-        out: list[Output] = []
-        for ev in events:
-            out.extend(self.apply(ev))
-        return out
 
     def apply(self, ev: OrderEvent) -> list[Output]:
         """Fold one event; returns the events to pass on (see the module doc). Never raises."""

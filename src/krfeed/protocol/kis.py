@@ -169,10 +169,6 @@ class KISCodec:
         """The reply to PINGPONG: the same text, unchanged."""
         return ping.raw
 
-    def set_key(self, tr_id: str, key: str, iv: str) -> None:
-        """Remember the key/iv for ``tr_id`` (normally taken from its SUBSCRIBE SUCCESS)."""
-        self._keys[tr_id] = AesKey(key, iv)
-
     def has_key(self, tr_id: str) -> bool:
         return tr_id in self._keys
 

@@ -268,14 +268,6 @@ def from_text(v: object) -> str:
     return "" if v is None else str(v)
 
 
-def from_int(v: int | None) -> str:
-    return "" if v is None else str(v)
-
-
-def from_decimal(v: Decimal | None) -> str:
-    return "" if v is None else str(v)
-
-
 def from_price(level: int | None, direction: Direction | None) -> str:
     if level is None:
         return ""

@@ -40,7 +40,13 @@ from krfeed.events import (
     Subscribed,
     SubscribeFailed,
 )
-from krfeed.orders.model import ORDER_TYPES, OrderAnomaly, OrderEvent, OrderState, ReconcileReport
+from krfeed.orders.model import (
+    OrderAnomaly,
+    OrderEvent,
+    OrderState,
+    ReconcileReport,
+    is_order_record,
+)
 from krfeed.orders.tracker import OrderTracker
 from krfeed.program import ProgramTotals, normalize_program
 from krfeed.protocol.messages import DecodeError
@@ -302,7 +308,7 @@ class DashboardState:
 
     def _record(self, r: Record) -> None:
         if r.account:
-            if self.fold_orders and r.type in ORDER_TYPES.get(r.broker, frozenset()):
+            if self.fold_orders and is_order_record(r):
                 for out in self.tracker.update(r):
                     self.ingest(out)
             return
