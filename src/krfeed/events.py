@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from krfeed.protocol.messages import DecodeError
+from krfeed.records.base import Record
 
 
 def _now() -> datetime:
@@ -157,6 +158,10 @@ ControlEvent = (
     | ConditionUnwatched
     | DecodeError
 )
+
+#: What a :class:`~krfeed.Feed` delivers and a sink stores: a record, a control event, or a
+#: frame that could not be decoded (``krfeed.sinks.Item`` is this one alias).
+FeedItem = Record | Event | DecodeError
 
 __all__ = [
     "ConditionRestored",

@@ -34,6 +34,7 @@ from krfeed.conditions import (
 from krfeed.engine import Session, SessionOptions, Subscription
 from krfeed.errors import SubscriptionError
 from krfeed.events import Dropped, Event
+from krfeed.events import FeedItem as FeedItem  # re-exported: krfeed.feed.FeedItem
 from krfeed.logs import get_logger
 from krfeed.protocol.messages import DecodeError
 from krfeed.queue import BoundedQueue, Overflow
@@ -42,7 +43,6 @@ from krfeed.schema.catalog import UnknownType, get_type, types
 
 log = get_logger("krfeed.feed")
 
-FeedItem = Record | Event | DecodeError
 _EMPTY: Any = object()
 R = TypeVar("R", bound=Record)
 RawHook = Callable[[str, str, int, datetime, str], None]

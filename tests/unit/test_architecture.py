@@ -175,3 +175,15 @@ def test_no_file_over_500_lines() -> None:
         if lines > MAX_LINES and rel not in LONG_BY_NATURE | NOT_SPLIT_YET:
             long[rel] = lines
     assert long == {}
+
+
+def test_one_name_per_thing_with_the_former_names_kept() -> None:
+    import krfeed
+    import krfeed.events
+    import krfeed.feed
+    import krfeed.sinks
+
+    # what the Feed delivers and a sink stores is one alias, defined once
+    assert krfeed.FeedItem is krfeed.events.FeedItem
+    assert krfeed.feed.FeedItem is krfeed.events.FeedItem
+    assert krfeed.sinks.Item is krfeed.events.FeedItem

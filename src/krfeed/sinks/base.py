@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from krfeed.events import Event
-from krfeed.protocol.messages import DecodeError
-from krfeed.records.base import Record
+from krfeed.events import FeedItem
 
-Item = Record | Event | DecodeError
+#: An item a sink stores: the Feed's :data:`~krfeed.events.FeedItem`, under the sinks' name.
+Item = FeedItem
 
 
 class SinkError(ValueError):
