@@ -53,8 +53,6 @@ KNOWN_CYCLES: list[set[str]] = [
     # conditions.py types Feed, feed.py and session.py construct the condition client: the
     # engine / broker seam split moves the Kiwoom condition client under brokers/kiwoom/
     {"krfeed.conditions", "krfeed.feed", "krfeed.session"},
-    # per-broker simulator modules type the Simulator and its connections they are called with
-    {"krfeed.sim.conditions", "krfeed.sim.kis", "krfeed.sim.kiwoom", "krfeed.sim.server"},
 ]
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -31,7 +31,8 @@ from krfeed.schema.enums import Side
 from krfeed.sim.market import UNIVERSE, Instrument, Market
 
 if TYPE_CHECKING:
-    from krfeed.sim.server import Conn, Simulator
+    from krfeed.sim.config import SimConfig
+    from krfeed.sim.connections import Conn
 
 #: Real-time condition searches one connection may hold (UNVERIFIED: "10 per login").
 MAX_REALTIME = 10
@@ -59,6 +60,22 @@ def change_pct(inst: Instrument) -> Decimal:
 def program_net_buy_amount(inst: Instrument) -> int:
     """Program net buying today in 백만원, as the 0w/H0STPGM0 records carry it."""
     return inst.pgm_buy_value // 1_000_000 - inst.pgm_sell_value // 1_000_000
+
+
+class BookHost(Protocol):
+    """What condition search uses of the simulator (its connections, market and config)."""
+
+    @property
+    def conns(self) -> dict[int, Conn]: ...
+
+    @property
+    def market(self) -> Market: ...
+
+    @property
+    def config(self) -> SimConfig: ...
+
+    @property
+    def condition_book(self) -> ConditionBook: ...
 
 
 @dataclass(frozen=True)
@@ -144,7 +161,7 @@ class ConditionBook:
         return set(st.watches.get(seq, set())) if st else set()
 
     def tick(
-        self, sim: Simulator, now: datetime, pending: dict[Conn, list[tuple[str, str, Any]]]
+        self, sim: BookHost, now: datetime, pending: dict[Conn, list[tuple[str, str, Any]]]
     ) -> None:
         """After a market tick: the 02 entries for every watched condition that changed."""
         live = {c.id: c for c in sim.conns.values() if not c.closed}
@@ -201,7 +218,7 @@ class ConditionBook:
 
     # ---- the WebSocket requests ----
 
-    def on_list(self, sim: Simulator, conn: Conn, msg: dict[str, Any]) -> None:
+    def on_list(self, sim: BookHost, conn: Conn, msg: dict[str, Any]) -> None:
         self._conns.setdefault(conn.id, _ConnState()).listed = True
         conn.control(
             {
@@ -213,7 +230,7 @@ class ConditionBook:
             "CNSRLST",
         )
 
-    def on_request(self, sim: Simulator, conn: Conn, msg: dict[str, Any]) -> None:
+    def on_request(self, sim: BookHost, conn: Conn, msg: dict[str, Any]) -> None:
         seq = str(msg.get("seq") or "").strip()
 
         def fail(why: str) -> None:
@@ -273,7 +290,7 @@ class ConditionBook:
             "CNSRREQ",
         )
 
-    def on_clear(self, sim: Simulator, conn: Conn, msg: dict[str, Any]) -> None:
+    def on_clear(self, sim: BookHost, conn: Conn, msg: dict[str, Any]) -> None:
         seq = str(msg.get("seq") or "").strip()
         st = self._conns.get(conn.id)
         if st is not None:
@@ -314,7 +331,7 @@ def set_price(market: Market, code: str, price: int, now: datetime | None = None
     inst._trade(price, 1, side, now or datetime.now(KST))
 
 
-async def admin(sim: Simulator, request: web.Request) -> web.StreamResponse:
+async def admin(sim: BookHost, request: web.Request) -> web.StreamResponse:
     """GET /_sim/conditions: the saved conditions, what each matches now (the simulator's own
     evaluation) and the latest 02 entries sent (``?last=N``, default 1000)."""
     book = sim.condition_book

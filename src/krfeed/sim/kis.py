@@ -24,7 +24,8 @@ from krfeed.sim.market import make_record
 from krfeed.sim.orders import Order, OrderError, OrderEvent, order_type
 
 if TYPE_CHECKING:
-    from krfeed.sim.server import Conn, Simulator
+    from krfeed.sim.connections import Conn
+    from krfeed.sim.host import SimHost
 
 _ORD_DVSN_NAMES = {
     "00": "지정가",
@@ -73,7 +74,7 @@ async def _body(request: web.Request) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def _check_app(sim: Simulator, appkey: object, secret: object) -> web.Response | None:
+def _check_app(sim: SimHost, appkey: object, secret: object) -> web.Response | None:
     if not appkey or str(appkey) not in sim.credentials:
         return _gateway_error("EGW00103", "유효하지 않은 AppKey입니다.")
     if sim.credentials[str(appkey)] != secret:
@@ -84,7 +85,7 @@ def _check_app(sim: Simulator, appkey: object, secret: object) -> web.Response |
 # ---- /oauth2 ----
 
 
-async def approval(sim: Simulator, request: web.Request) -> web.StreamResponse:
+async def approval(sim: SimHost, request: web.Request) -> web.StreamResponse:
     """POST /oauth2/Approval {grant_type, appkey, secretkey} -> {approval_key}."""
     body = await _body(request)
     if body is None:
@@ -103,7 +104,7 @@ async def approval(sim: Simulator, request: web.Request) -> web.StreamResponse:
     return _json({"approval_key": sim.issue("kis_approval", appkey).value})
 
 
-async def token(sim: Simulator, request: web.Request) -> web.StreamResponse:
+async def token(sim: SimHost, request: web.Request) -> web.StreamResponse:
     """POST /oauth2/tokenP {grant_type, appkey, appsecret} -> access token."""
     body = await _body(request)
     if body is None:
@@ -129,7 +130,7 @@ async def token(sim: Simulator, request: web.Request) -> web.StreamResponse:
     )
 
 
-async def revoke(sim: Simulator, request: web.Request) -> web.StreamResponse:
+async def revoke(sim: SimHost, request: web.Request) -> web.StreamResponse:
     """POST /oauth2/revokeP {appkey, appsecret, token}."""
     body = await _body(request)
     if body is None:
@@ -146,7 +147,7 @@ async def revoke(sim: Simulator, request: web.Request) -> web.StreamResponse:
 # ---- trading REST ----
 
 
-def _authorize(sim: Simulator, request: web.Request) -> tuple[str, web.Response | None]:
+def _authorize(sim: SimHost, request: web.Request) -> tuple[str, web.Response | None]:
     """(appkey, error)."""
     appkey = request.headers.get("appkey", "")
     err = _check_app(sim, appkey, request.headers.get("appsecret"))
@@ -161,11 +162,11 @@ def _authorize(sim: Simulator, request: web.Request) -> tuple[str, web.Response 
     return appkey, None
 
 
-def _tr_ids(sim: Simulator, real: tuple[str, ...]) -> set[str]:
+def _tr_ids(sim: SimHost, real: tuple[str, ...]) -> set[str]:
     return {("V" + t[1:]) if sim.config.mock else t for t in real}
 
 
-def _adopt_account(sim: Simulator, appkey: str, body: dict[str, Any]) -> str | None:
+def _adopt_account(sim: SimHost, appkey: str, body: dict[str, Any]) -> str | None:
     """The account is the appkey's; the first 8-digit CANO a client uses becomes its number."""
     acct = sim.engine.account("kis", appkey)
     cano = str(body.get("CANO") or "").strip()
@@ -211,7 +212,7 @@ def _int(body: dict[str, Any], key: str) -> int:
         raise OrderError(key.lower(), f"{key} 값이 숫자가 아닙니다") from None
 
 
-async def order_cash(sim: Simulator, request: web.Request) -> web.StreamResponse:
+async def order_cash(sim: SimHost, request: web.Request) -> web.StreamResponse:
     """POST /uapi/domestic-stock/v1/trading/order-cash (TTTC0012U buy / TTTC0011U sell)."""
     appkey, err = _authorize(sim, request)
     if err is not None:
@@ -247,7 +248,7 @@ async def order_cash(sim: Simulator, request: web.Request) -> web.StreamResponse
     return _ok_order(o)
 
 
-async def order_rvsecncl(sim: Simulator, request: web.Request) -> web.StreamResponse:
+async def order_rvsecncl(sim: SimHost, request: web.Request) -> web.StreamResponse:
     """POST /uapi/domestic-stock/v1/trading/order-rvsecncl (TTTC0013U): 정정 01 / 취소 02."""
     appkey, err = _authorize(sim, request)
     if err is not None:
@@ -322,7 +323,7 @@ def _ccld_row(o: Order) -> dict[str, str]:
     }
 
 
-async def daily_ccld(sim: Simulator, request: web.Request) -> web.StreamResponse:
+async def daily_ccld(sim: SimHost, request: web.Request) -> web.StreamResponse:
     """GET /uapi/domestic-stock/v1/trading/inquire-daily-ccld (TTTC0081R), paged with
     CTX_AREA_FK100/NK100 and the tr_cont header (response M = more, D = last)."""
     appkey, err = _authorize(sim, request)
@@ -395,7 +396,7 @@ async def daily_ccld(sim: Simulator, request: web.Request) -> web.StreamResponse
 # ---- notices ----
 
 
-def notice_fields(sim: Simulator, ev: OrderEvent, hts_id: str, tr: str) -> list[str]:
+def notice_fields(sim: SimHost, ev: OrderEvent, hts_id: str, tr: str) -> list[str]:
     """The 26 plaintext fields of an H0STCNI0/9 notice for an order event."""
     o = ev.order
     f = ev.fill
@@ -453,7 +454,7 @@ def _reply(conn: Conn, tr_id: str, tr_key: str, msg_cd: str, **kw: Any) -> None:
     conn.control(control_reply(tr_id, tr_key, msg_cd, encrypt=encrypt, **kw), msg_cd)
 
 
-def _valid_tr(sim: Simulator, tr_id: str) -> bool:
+def _valid_tr(sim: SimHost, tr_id: str) -> bool:
     t = types("kis").get(tr_id)
     if t is None:
         return False
@@ -463,7 +464,7 @@ def _valid_tr(sim: Simulator, tr_id: str) -> bool:
     return tr_id not in mock_only
 
 
-def on_text(sim: Simulator, conn: Conn, text: str) -> None:
+def on_text(sim: SimHost, conn: Conn, text: str) -> None:
     try:
         msg = msgspec.json.decode(text)
     except msgspec.DecodeError:

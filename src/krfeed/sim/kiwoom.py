@@ -24,7 +24,8 @@ from krfeed.sim.market import make_record, pct
 from krfeed.sim.orders import Order, OrderError, OrderEvent, order_type
 
 if TYPE_CHECKING:
-    from krfeed.sim.server import Conn, Simulator
+    from krfeed.sim.connections import Conn
+    from krfeed.sim.host import SimHost
 
 OK_MSG = "정상적으로 처리되었습니다"
 LOGIN_FAILED = (
@@ -85,7 +86,7 @@ async def _json_body(request: web.Request) -> dict[str, Any] | None:
 # ---- /oauth2 ----
 
 
-async def token(sim: Simulator, request: web.Request) -> web.StreamResponse:
+async def token(sim: SimHost, request: web.Request) -> web.StreamResponse:
     """au10001: POST /oauth2/token {grant_type, appkey, secretkey}."""
     body = await _json_body(request)
     if body is None:
@@ -118,7 +119,7 @@ async def token(sim: Simulator, request: web.Request) -> web.StreamResponse:
     )
 
 
-async def revoke(sim: Simulator, request: web.Request) -> web.StreamResponse:
+async def revoke(sim: SimHost, request: web.Request) -> web.StreamResponse:
     """au10002: POST /oauth2/revoke {appkey, secretkey, token}."""
     body = await _json_body(request)
     if body is None:
@@ -137,7 +138,7 @@ async def revoke(sim: Simulator, request: web.Request) -> web.StreamResponse:
     return _resp({"return_code": 0, "return_msg": OK_MSG})
 
 
-def _authorize(sim: Simulator, request: web.Request) -> tuple[str, str, web.Response | None]:
+def _authorize(sim: SimHost, request: web.Request) -> tuple[str, str, web.Response | None]:
     """(api_id, appkey, error response)."""
     api_id = request.headers.get("api-id", "").strip()
     if not api_id:
@@ -174,7 +175,7 @@ def _missing(body: dict[str, Any], *keys: str) -> str | None:
     return None
 
 
-async def order(sim: Simulator, request: web.Request) -> web.StreamResponse:
+async def order(sim: SimHost, request: web.Request) -> web.StreamResponse:
     """kt10000 매수 / kt10001 매도 / kt10002 정정 / kt10003 취소 at POST /api/dostk/ordr."""
     api_id, appkey, err = _authorize(sim, request)
     if err is not None:
@@ -276,7 +277,7 @@ def _stex(o: Order) -> tuple[str, str, str]:
     return "1", "KRX", "N"
 
 
-def _row_unfilled(sim: Simulator, o: Order) -> dict[str, str]:
+def _row_unfilled(sim: SimHost, o: Order) -> dict[str, str]:
     inst = sim.market.instrument(o.code)
     last = o.fills[-1] if o.fills else None
     stex = _stex(o)
@@ -397,7 +398,7 @@ def _page(
     return [r for _, r in page], ("Y" if more else "N"), (rows[start + size][0] if more else "")
 
 
-async def account(sim: Simulator, request: web.Request) -> web.StreamResponse:
+async def account(sim: SimHost, request: web.Request) -> web.StreamResponse:
     """ka10075 미체결 / ka10076 체결 / kt00009 계좌별주문체결현황 at POST /api/dostk/acnt."""
     api_id, appkey, err = _authorize(sim, request)
     if err is not None:
@@ -488,7 +489,7 @@ async def account(sim: Simulator, request: web.Request) -> web.StreamResponse:
 # ---- pushes for order events ----
 
 
-def order_values(sim: Simulator, ev: OrderEvent) -> dict[str, str]:
+def order_values(sim: SimHost, ev: OrderEvent) -> dict[str, str]:
     """The values of the 00 주문체결 entry for an order event."""
     o = ev.order
     f = ev.fill
@@ -536,7 +537,7 @@ def order_values(sim: Simulator, ev: OrderEvent) -> dict[str, str]:
     return encode_kiwoom_values(rec)
 
 
-def balance_values(sim: Simulator, ev: OrderEvent) -> dict[str, str]:
+def balance_values(sim: SimHost, ev: OrderEvent) -> dict[str, str]:
     """The values of the 04 잔고 entry after a fill."""
     o = ev.order
     h = ev.holding
@@ -581,7 +582,7 @@ def balance_values(sim: Simulator, ev: OrderEvent) -> dict[str, str]:
 _ITEM_RE = re.compile(r"^[0-9A-Za-z]{1,12}(_NX|_AL)?$")
 
 
-def on_text(sim: Simulator, conn: Conn, text: str) -> None:
+def on_text(sim: SimHost, conn: Conn, text: str) -> None:
     try:
         msg = msgspec.json.decode(text)
     except msgspec.DecodeError:
@@ -612,7 +613,7 @@ def on_text(sim: Simulator, conn: Conn, text: str) -> None:
     handler(sim, conn, msg)
 
 
-def _login(sim: Simulator, conn: Conn, msg: dict[str, Any]) -> None:
+def _login(sim: SimHost, conn: Conn, msg: dict[str, Any]) -> None:
     tok = sim.check_token("kiwoom", msg.get("token"))
     if tok is None or sim.faults.refusing("kiwoom", tok.appkey):
         sim.logins["kiwoom"]["failed"] += 1
@@ -663,7 +664,7 @@ def _blocks(msg: dict[str, Any]) -> list[tuple[list[str], list[str]]] | str:
     return out
 
 
-def _reg(sim: Simulator, conn: Conn, msg: dict[str, Any]) -> None:
+def _reg(sim: SimHost, conn: Conn, msg: dict[str, Any]) -> None:
     def fail(why: str) -> None:
         conn.control({"trnm": "REG", "return_code": 1, "return_msg": why}, "REG")
 
@@ -705,7 +706,7 @@ def _reg(sim: Simulator, conn: Conn, msg: dict[str, Any]) -> None:
         conn.push(sim.kiwoom_real([("0s", "", vals)]))
 
 
-def _remove(sim: Simulator, conn: Conn, msg: dict[str, Any]) -> None:
+def _remove(sim: SimHost, conn: Conn, msg: dict[str, Any]) -> None:
     grp = msg.get("grp_no")
     grp_no = str(grp).strip() if grp is not None else ""
     blocks = _blocks(msg)
@@ -726,19 +727,19 @@ def _remove(sim: Simulator, conn: Conn, msg: dict[str, Any]) -> None:
     conn.control({"trnm": "REMOVE", "return_code": 0, "return_msg": ""}, "REMOVE")
 
 
-def _cnsrlst(sim: Simulator, conn: Conn, msg: dict[str, Any]) -> None:
+def _cnsrlst(sim: SimHost, conn: Conn, msg: dict[str, Any]) -> None:
     sim.condition_book.on_list(sim, conn, msg)
 
 
-def _cnsrreq(sim: Simulator, conn: Conn, msg: dict[str, Any]) -> None:
+def _cnsrreq(sim: SimHost, conn: Conn, msg: dict[str, Any]) -> None:
     sim.condition_book.on_request(sim, conn, msg)
 
 
-def _cnsrclr(sim: Simulator, conn: Conn, msg: dict[str, Any]) -> None:
+def _cnsrclr(sim: SimHost, conn: Conn, msg: dict[str, Any]) -> None:
     sim.condition_book.on_clear(sim, conn, msg)
 
 
-_HANDLERS: dict[str, Callable[[Simulator, Conn, dict[str, Any]], None]] = {
+_HANDLERS: dict[str, Callable[[SimHost, Conn, dict[str, Any]], None]] = {
     "REG": _reg,
     "REMOVE": _remove,
     "CNSRLST": _cnsrlst,
