@@ -102,6 +102,16 @@ async def run_until(
     return finished
 
 
+async def subscribe_all(feed: Feed, subs: list[SubSpec]) -> None:
+    """Subscribe every spec without waiting for the brokers' answers (refusals arrive as
+    :class:`~krfeed.events.SubscribeFailed`); a spec the feed rejects at once is named."""
+    for s in subs:
+        try:
+            await feed.subscribe(f"{s.broker}:{s.type}", list(s.codes), wait=False)
+        except SubscriptionError as e:
+            raise SubscriptionError(f"{s}: {e}") from None
+
+
 class FeedFailed(Exception):
     """The run cannot deliver anything: every session stopped for good (e.g. credentials
     refused), every subscription was refused, or no connection ever succeeded."""
@@ -304,11 +314,7 @@ async def _run_feed(
         await feed.start()
         if feed_ready is not None:
             feed_ready(feed)
-        for s in subs:
-            try:
-                await feed.subscribe(f"{s.broker}:{s.type}", list(s.codes), wait=False)
-            except SubscriptionError as e:
-                raise SubscriptionError(f"{s}: {e}") from None
+        await subscribe_all(feed, subs)
 
         async def consume() -> None:
             async for item in feed:

@@ -34,7 +34,6 @@ from krfeed.cli.common import (
     where_all,
 )
 from krfeed.cli.views import LiveView
-from krfeed.errors import SubscriptionError
 from krfeed.feed import Feed, FeedItem
 from krfeed.recorder import Recorder
 from krfeed.records.base import Record
@@ -46,6 +45,7 @@ from krfeed.runner import (
     Watch,
     on_stop_signals,
     parse_sub,
+    subscribe_all,
 )
 from krfeed.session import SessionOptions
 from krfeed.sinks import Sink, open_sink, timeout_option, where
@@ -218,41 +218,11 @@ async def record_feed(
     tasks: list[asyncio.Task[Any]] = []
     try:
         await feed.start()
-        for s in subs:
-            try:
-                await feed.subscribe(f"{s.broker}:{s.type}", list(s.codes), wait=False)
-            except SubscriptionError as e:
-                raise SubscriptionError(f"{s}: {e}") from None
-
-        async def connected() -> None:
-            if await watch.check_connected():
-                end()
-
-        tasks.append(asyncio.create_task(connected()))
-        if status_every and status_out is not None and not show:
-
-            async def report() -> None:
-                while True:
-                    await asyncio.sleep(status_every)
-                    status_out(status_text(rec, feed))
-
-            tasks.append(asyncio.create_task(report()))
-        if show:
-            assert view is not None
-            view.status_line = lambda: _status_line(rec, feed)
-            with Live(console=console, refresh_per_second=4) as lv:
-
-                async def refresh() -> None:
-                    while True:
-                        lv.update(view.render())
-                        await asyncio.sleep(0.25)
-
-                r = asyncio.create_task(refresh())
-                try:
-                    await rec.run(until=_after(duration, end))
-                finally:
-                    r.cancel()
-                    lv.update(view.render())
+        await subscribe_all(feed, subs)
+        report = status_out if status_every and not show else None
+        tasks = _side_tasks(watch, end, rec, feed, status_every, report)
+        if view is not None:
+            await _run_shown(rec, feed, view, console, duration, end)
         else:
             await rec.run(until=_after(duration, end))
     finally:
@@ -270,6 +240,57 @@ async def record_feed(
     status = rec.status()
     status["refused"] = dict(watch.refused)
     return status
+
+
+def _side_tasks(
+    watch: Watch,
+    end: Callable[[], None],
+    rec: Recorder,
+    feed: Feed,
+    status_every: float | None,
+    status_out: Callable[[str], None] | None,
+) -> list[asyncio.Task[Any]]:
+    """Give up (``end``) when no connection succeeds in time; a status line every
+    ``status_every`` seconds to ``status_out`` if given."""
+
+    async def connected() -> None:
+        if await watch.check_connected():
+            end()
+
+    async def report(every: float, out: Callable[[str], None]) -> None:
+        while True:
+            await asyncio.sleep(every)
+            out(status_text(rec, feed))
+
+    tasks = [asyncio.create_task(connected())]
+    if status_every and status_out is not None:
+        tasks.append(asyncio.create_task(report(status_every, status_out)))
+    return tasks
+
+
+async def _run_shown(
+    rec: Recorder,
+    feed: Feed,
+    view: LiveView,
+    console: Console,
+    duration: float | None,
+    end: Callable[[], None],
+) -> None:
+    """Record with the live view (and its status line) redrawn four times a second."""
+    view.status_line = lambda: _status_line(rec, feed)
+    with Live(console=console, refresh_per_second=4) as lv:
+
+        async def refresh() -> None:
+            while True:
+                lv.update(view.render())
+                await asyncio.sleep(0.25)
+
+        r = asyncio.create_task(refresh())
+        try:
+            await rec.run(until=_after(duration, end))
+        finally:
+            r.cancel()
+            lv.update(view.render())
 
 
 async def _after(duration: float | None, end: Callable[[], None]) -> None:

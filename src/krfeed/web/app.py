@@ -13,14 +13,20 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from krfeed.brokers import KIS, BrokerConfig, Kiwoom
-from krfeed.errors import SubscriptionError
 from krfeed.events import SessionFailed
 from krfeed.feed import Feed
 from krfeed.orders.accounts import sim_accounts
 from krfeed.orders.model import AccountRef
 from krfeed.orders.reconcile import ReconcileOptions
 from krfeed.orders.stream import OrderStream
-from krfeed.runner import FeedFailed, SubSpec, all_failed, on_stop_signals, run_until
+from krfeed.runner import (
+    FeedFailed,
+    SubSpec,
+    all_failed,
+    on_stop_signals,
+    run_until,
+    subscribe_all,
+)
 from krfeed.web.server import WebServer
 from krfeed.web.state import DashboardState
 
@@ -100,11 +106,7 @@ async def serve_live(
         # tracker for none: it is falsy)
         state.tracker = stream.tracker
         await stream.start()
-        for s in subs:
-            try:
-                await feed.subscribe(f"{s.broker}:{s.type}", list(s.codes), wait=False)
-            except SubscriptionError as e:
-                raise SubscriptionError(f"{s}: {e}") from None
+        await subscribe_all(feed, subs)
         await server.start()
         _announce(server, out, open_, announce_extra)
         if ready is not None:
