@@ -34,8 +34,8 @@ NOT_SPLIT_YET = {
     "krfeed/feed.py",
     "krfeed/orders/reconcile.py",
     "krfeed/conditions.py",
-    # the simulator: routes, connections, admin and per-broker behaviour apart
-    "krfeed/sim/server.py",
+    # the simulator's per-broker handlers (REST, WebSocket, account pushes in one module per
+    # broker), its market model and order engine: each could split handlers from encoders
     "krfeed/sim/kis.py",
     "krfeed/sim/kiwoom.py",
     "krfeed/sim/market.py",
