@@ -290,7 +290,7 @@ class Feed:
         """Stop following condition ``seq`` (CNSRCLR)."""
         await manager_for(self, session).unwatch(seq)
 
-    # ---- delivery (EventSink for the sessions) ----
+    # ---- delivery (the sessions' engine.Delivery) ----
 
     def control(self, event: Event | DecodeError) -> None:
         self._queue.put_nowait_control(event)

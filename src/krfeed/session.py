@@ -6,6 +6,7 @@ from __future__ import annotations
 from krfeed.brokers.kis.session import KISSession
 from krfeed.brokers.kiwoom.session import KiwoomSession
 from krfeed.engine import (
+    Delivery,
     EventSink,
     FatalSession,
     Session,
@@ -17,6 +18,7 @@ from krfeed.engine import (
 from krfeed.engine.classify import Reconnect as _Reconnect
 
 __all__ = [
+    "Delivery",
     "EventSink",
     "FatalSession",
     "KISSession",

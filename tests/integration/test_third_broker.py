@@ -27,7 +27,8 @@ from krfeed import Feed, Record, Subscribed
 from krfeed.brokers import BrokerAdapter, PlanRequest, register, unregister
 from krfeed.brokers.registry import Plan
 from krfeed.engine import Session, SessionOptions, Subscription
-from krfeed.engine.session import EventSink, Frames
+from krfeed.engine.delivery import Delivery
+from krfeed.engine.session import Frames
 from krfeed.schema.core import F, RealtimeType
 from krfeed.sinks.sqlite import SQLiteSink
 
@@ -96,7 +97,7 @@ class ToySession(Session):
         name: str,
         config: Toy,
         http: aiohttp.ClientSession,
-        sink: EventSink,
+        sink: Delivery,
         options: SessionOptions,
     ) -> None:
         super().__init__(name, config.ws_url, http, sink, options)

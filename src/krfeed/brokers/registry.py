@@ -17,7 +17,7 @@ from krfeed.schema.catalog import declare
 if TYPE_CHECKING:
     import aiohttp
 
-    from krfeed.engine import EventSink, Session, SessionOptions, Subscription
+    from krfeed.engine import Delivery, Session, SessionOptions, Subscription
     from krfeed.schema.core import RealtimeType
 
 Plan = dict["Session", list["Subscription"]]
@@ -59,7 +59,7 @@ class BrokerAdapter:
     #: the config class users pass to ``Feed(...)``
     config: type[Any]
     #: ``session(name, config, http, sink, options)``: the session adapter
-    session: Callable[[str, Any, aiohttp.ClientSession, EventSink, SessionOptions], Session]
+    session: Callable[[str, Any, aiohttp.ClientSession, Delivery, SessionOptions], Session]
     #: placement of new registrations over the broker's sessions
     plan: Callable[[PlanRequest], Plan]
     #: the REST client of order reconciliation (None: not supported)

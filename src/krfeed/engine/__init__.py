@@ -5,8 +5,9 @@ and stall limits (:mod:`.liveness`) and subscription state (:mod:`.subscriptions
 from __future__ import annotations
 
 from krfeed.engine.classify import FatalSession, Reconnect, Verdict, classify
+from krfeed.engine.delivery import Delivery, EventSink
 from krfeed.engine.options import SessionOptions, SessionStats
-from krfeed.engine.session import EventSink, Session
+from krfeed.engine.session import Session
 from krfeed.engine.subscriptions import (
     Change,
     Subscription,
@@ -17,6 +18,7 @@ from krfeed.engine.subscriptions import (
 
 __all__ = [
     "Change",
+    "Delivery",
     "EventSink",
     "FatalSession",
     "Reconnect",

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Literal
 
-    from krfeed.engine.session import EventSink
+    from krfeed.engine.delivery import Delivery
 
     #: the client socket hands text frames over as bytes (``decode_text=False``)
     _WebSocket = aiohttp.ClientWebSocketResponse[Literal[False]]
@@ -47,7 +47,7 @@ class Connection:
     subs: dict[tuple[str, str], Subscription]
     decode: Callable[[str | bytes, datetime], list[Any]]
     _http: aiohttp.ClientSession
-    _sink: EventSink
+    _sink: Delivery
     _layouts_seen: set[tuple[str, int, tuple[str, ...]]]
     _ready: bool
     _healthy: bool

@@ -17,13 +17,14 @@ import contextlib
 import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from krfeed.engine import backoff as _backoff
 from krfeed.engine.classify import FatalSession, Reconnect, Verdict, classify
 from krfeed.engine.connection import Connection, _close_quietly
+from krfeed.engine.delivery import Delivery
 from krfeed.engine.liveness import Liveness
 from krfeed.engine.options import SessionOptions, SessionStats
 from krfeed.engine.subscriptions import (
@@ -37,7 +38,6 @@ from krfeed.errors import AuthError, TransientError
 from krfeed.events import (
     Connected,
     Disconnected,
-    Event,
     LoggedIn,
     Reconnected,
     Reconnecting,
@@ -47,8 +47,6 @@ from krfeed.events import (
     Unsubscribed,
 )
 from krfeed.logs import get_logger
-from krfeed.protocol.messages import DecodeError
-from krfeed.records.base import Record
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -58,22 +56,6 @@ if TYPE_CHECKING:
     _WebSocket = aiohttp.ClientWebSocketResponse[Literal[False]]
 
 log = get_logger("krfeed.session")
-
-
-class EventSink(Protocol):
-    """What a session delivers into (the Feed)."""
-
-    def control(self, event: Event | DecodeError) -> None: ...
-
-    def offer(self, record: Record) -> bool:
-        """Take ``record`` if that needs no waiting (the common case); False: use record()."""
-        ...
-
-    async def record(self, record: Record) -> None: ...
-
-    async def decode_error(self, error: DecodeError) -> None: ...
-
-    def raw(self, session: str, conn: int, received_at: datetime, text: str) -> None: ...
 
 
 Frames = list[tuple[str, list[Subscription]]]
@@ -91,7 +73,7 @@ class Session(Connection):
         name: str,
         url: str,
         http: aiohttp.ClientSession,
-        sink: EventSink,
+        sink: Delivery,
         options: SessionOptions,
     ) -> None:
         self.name = name

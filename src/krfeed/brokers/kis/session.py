@@ -13,7 +13,8 @@ from krfeed.brokers.credentials import mask
 from krfeed.brokers.kis.auth import KISApprovalKey
 from krfeed.brokers.kis.config import KIS
 from krfeed.engine import FatalSession, Reconnect, Session, SessionOptions, Subscription
-from krfeed.engine.session import EventSink, Frames
+from krfeed.engine.delivery import Delivery
+from krfeed.engine.session import Frames
 from krfeed.errors import AuthError, TransientError
 from krfeed.logs import get_logger
 from krfeed.protocol.kis import KISCodec
@@ -37,7 +38,7 @@ class KISSession(Session):
         name: str,
         config: KIS,
         http: aiohttp.ClientSession,
-        sink: EventSink,
+        sink: Delivery,
         options: SessionOptions,
     ) -> None:
         super().__init__(name, config.ws_url, http, sink, options)

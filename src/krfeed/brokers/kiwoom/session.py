@@ -13,7 +13,8 @@ from krfeed.brokers.kiwoom.auth import KiwoomToken
 from krfeed.brokers.kiwoom.config import Kiwoom
 from krfeed.brokers.kiwoom.placement import Groups, blocks
 from krfeed.engine import FatalSession, Reconnect, Session, SessionOptions, Subscription
-from krfeed.engine.session import EventSink, Frames
+from krfeed.engine.delivery import Delivery
+from krfeed.engine.session import Frames
 from krfeed.errors import AuthError
 from krfeed.logs import get_logger
 from krfeed.protocol.kiwoom import TOKEN_ERRORS, KiwoomCodec
@@ -39,7 +40,7 @@ class KiwoomSession(Session):
         name: str,
         config: Kiwoom,
         http: aiohttp.ClientSession,
-        sink: EventSink,
+        sink: Delivery,
         options: SessionOptions,
     ) -> None:
         super().__init__(name, config.ws_url, http, sink, options)
