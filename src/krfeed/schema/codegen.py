@@ -8,18 +8,9 @@ import sys
 from pathlib import Path
 
 from krfeed.schema.catalog import types
-from krfeed.schema.core import F, RealtimeType
+from krfeed.schema.core import KINDS, F, RealtimeType
 from krfeed.schema.enums import ENUM_KINDS
 
-_ANN = {
-    "text": "str | None",
-    "int": "int | None",
-    "decimal": "Decimal | None",
-    "time": "datetime | None",
-    "date": "date | None",
-    "yn": "bool | None",
-    "flag01": "bool | None",
-}
 _BASE = {"kiwoom": "KiwoomRecord", "kis": "KISRecord"}
 _HEADER = '''"""{broker_title} real-time records, one class per type.
 
@@ -47,37 +38,26 @@ def _meta(f: F, korean: str | None = None) -> str:
 
 def _attrs(f: F) -> list[tuple[str, str, str]]:
     """(attribute, annotation, Meta) per record attribute of field ``f``."""
-    if f.kind == "price":
-        return [
-            (f.name, "int | None", _meta(f)),
-            (f.name + "_dir", "Direction | None", _meta(f, f.korean + " 부호")),
-        ]
-    if f.kind == "price_decimal":
-        return [
-            (f.name, "Decimal | None", _meta(f)),
-            (f.name + "_dir", "Direction | None", _meta(f, f.korean + " 부호")),
-        ]
-    if f.kind == "aggressor_qty":
-        return [
-            (f.name, "int | None", _meta(f)),
-            (f.name + "_side", "Side | None", _meta(f, f.korean + " 부호")),
-        ]
     if f.kind.startswith("enum:"):
         cls = ENUM_KINDS[f.kind[5:]][0].__name__
         return [(f.name, f"{cls} | str | None", _meta(f))]
-    return [(f.name, _ANN[f.kind], _meta(f))]
+    k = KINDS[f.kind]
+    out = [(f.name, f"{k.value} | None", _meta(f))]
+    if k.companion:
+        out.append(
+            (f.name + k.companion, f"{k.companion_type} | None", _meta(f, f.korean + " 부호"))
+        )
+    return out
 
 
 def _enum_names(ts: list[RealtimeType]) -> list[str]:
     names: set[str] = set()
     for t in ts:
         for f in t.fields:
-            if f.kind in ("price", "price_decimal"):
-                names.add("Direction")
-            elif f.kind == "aggressor_qty":
-                names.add("Side")
-            elif f.kind.startswith("enum:"):
+            if f.kind.startswith("enum:"):
                 names.add(ENUM_KINDS[f.kind[5:]][0].__name__)
+            elif KINDS[f.kind].companion:
+                names.add(KINDS[f.kind].companion_type)
     return sorted(names)
 
 

@@ -32,7 +32,7 @@ from msgspec.structs import astuple
 from krfeed.records.base import Record
 from krfeed.schema import convert as cv
 from krfeed.schema.catalog import get_type
-from krfeed.schema.core import BASE_KINDS, F, RealtimeType
+from krfeed.schema.core import BASE_KINDS, KINDS, F, RealtimeType, companion
 from krfeed.schema.enums import ENUM_KINDS
 
 KiwoomDecoder = Callable[[Mapping[str, Any], str, datetime, cv.TradingDay], Record]
@@ -40,14 +40,8 @@ KISDecoder = Callable[[Sequence[str], int, datetime, cv.TradingDay], Record]
 KISFrameDecoder = Callable[[list[str], datetime, cv.TradingDay], list[Any]]
 KiwoomFastDecoder = Callable[[Any, str, datetime, cv.TradingDay], Record]
 
-_SIMPLE = {
-    "text": "to_text",
-    "int": "to_int",
-    "decimal": "to_decimal",
-    "date": "to_date",
-    "yn": "to_yn",
-    "flag01": "to_flag01",
-}
+#: kind -> the convert function of the one-value kinds (from the field-kind table)
+_SIMPLE = {k: v.convert for k, v in KINDS.items() if v.convert}
 
 
 def record_class(broker: str, code: str) -> type[Record]:
@@ -102,7 +96,7 @@ def _body(t: RealtimeType, raw_of: Callable[[int, F], str]) -> tuple[list[str], 
         pre.append("        day = day.on(bd)")
     for i, f in enumerate(t.fields):
         raw = raw_of(i, f)
-        if f.kind in ("price", "price_decimal", "aggressor_qty"):
+        if companion(f.kind):  # a value and its sign: to_price / to_aggressor_qty …
             a, b = f.attrs
             pre.append(f"    p{i} = to_{f.kind}({raw})")
             args.append(f"{a}=p{i}[0]")
@@ -555,7 +549,7 @@ def convert_one(f: F, raw: Any, day: cv.TradingDay) -> Any:
     """Convert one wire value (slow path, used for error messages and tools)."""
     if f.kind == "time":
         return day.time(raw)
-    if f.kind in ("price", "price_decimal", "aggressor_qty"):
+    if companion(f.kind):  # a value and its sign: to_price / to_aggressor_qty …
         return getattr(cv, f"to_{f.kind}")(raw)
     if f.kind.startswith("enum:"):
         return _NS[f"enum_{f.kind[5:]}"](raw)

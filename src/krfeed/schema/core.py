@@ -10,23 +10,80 @@ from dataclasses import dataclass, field
 
 from krfeed.schema.enums import ENUM_KINDS
 
-#: Plain value kinds. ``enum:<name>`` kinds are listed in :data:`krfeed.schema.enums.ENUM_KINDS`.
-BASE_KINDS: dict[str, str] = {
-    "text": "string; '' becomes None",
-    "int": "integer (won, shares, counts unless the field's unit says otherwise); a sign is "
-    "arithmetic ('-50' is -50)",
-    "price": "Kiwoom signed price: level (int) plus <name>_dir Direction from the sign",
-    "price_decimal": "Kiwoom signed non-integer level (index, NAV): Decimal plus <name>_dir",
-    "aggressor_qty": "Kiwoom 0B/15 volume: quantity (int) plus <name>_side Side (+ buy/- sell)",
-    "decimal": "Decimal (rates, ratios, non-integer prices)",
-    "time": "HHmmss KST on the trading date -> aware datetime; '000000' is None",
-    "date": "YYYYMMDD -> date; '00000000' is None",
-    "yn": "Y/N -> bool",
-    "flag01": "0/1 -> bool",
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """What a plain field kind means to everything derived from the catalog: the record
+    attribute's type, the sinks' column kind, the decoder's converter, and the companion
+    attribute a signed Kiwoom value adds (``<name>_dir`` / ``<name>_side``)."""
+
+    doc: str
+    value: str  # the attribute's Python type: str, int, Decimal, datetime, date, bool
+    column: str  # the sinks' column kind: text, int, decimal, timestamp, date, bool
+    convert: str = ""  # krfeed.schema.convert function of a one-value kind ("" for the others)
+    companion: str = ""  # "_dir" (a Direction) or "_side" (a Side) for signed Kiwoom values
+
+    @property
+    def companion_type(self) -> str:
+        """The companion attribute's enum class name (``""`` without a companion)."""
+        return {"_dir": "Direction", "_side": "Side"}.get(self.companion, "")
+
+
+#: The plain value kinds, read by codegen, the decoders, the sinks' tables and payloads, and
+#: the simulator. ``enum:<name>`` kinds are listed in :data:`krfeed.schema.enums.ENUM_KINDS`.
+KINDS: dict[str, Kind] = {
+    "text": Kind("string; '' becomes None", "str", "text", "to_text"),
+    "int": Kind(
+        "integer (won, shares, counts unless the field's unit says otherwise); a sign is "
+        "arithmetic ('-50' is -50)",
+        "int",
+        "int",
+        "to_int",
+    ),
+    "price": Kind(
+        "Kiwoom signed price: level (int) plus <name>_dir Direction from the sign",
+        "int",
+        "int",
+        companion="_dir",
+    ),
+    "price_decimal": Kind(
+        "Kiwoom signed non-integer level (index, NAV): Decimal plus <name>_dir",
+        "Decimal",
+        "decimal",
+        companion="_dir",
+    ),
+    "aggressor_qty": Kind(
+        "Kiwoom 0B/15 volume: quantity (int) plus <name>_side Side (+ buy/- sell)",
+        "int",
+        "int",
+        companion="_side",
+    ),
+    "decimal": Kind(
+        "Decimal (rates, ratios, non-integer prices)", "Decimal", "decimal", "to_decimal"
+    ),
+    "time": Kind(
+        "HHmmss KST on the trading date -> aware datetime; '000000' is None",
+        "datetime",
+        "timestamp",
+    ),
+    "date": Kind("YYYYMMDD -> date; '00000000' is None", "date", "date", "to_date"),
+    "yn": Kind("Y/N -> bool", "bool", "bool", "to_yn"),
+    "flag01": Kind("0/1 -> bool", "bool", "bool", "to_flag01"),
 }
+
+#: Plain value kinds and what they mean (the ``doc`` of :data:`KINDS`).
+BASE_KINDS: dict[str, str] = {k: v.doc for k, v in KINDS.items()}
+
+
+def companion(kind: str) -> str:
+    """The companion attribute suffix of a field kind (``""`` for none, e.g. enums)."""
+    k = KINDS.get(kind)
+    return k.companion if k is not None else ""
+
 
 #: The units a field may declare, in English.
 UNIT_NAMES: dict[str, str] = {"백만원": "millions of won", "억원": "hundreds of millions of won"}
+
 
 RESERVED = frozenset({"received_at", "item", "broker", "type", "title", "fields", "extra"})
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -55,11 +112,8 @@ class F:
     @property
     def attrs(self) -> tuple[str, ...]:
         """Record attributes this field fills (price/aggressor_qty add a companion)."""
-        if self.kind in ("price", "price_decimal"):
-            return (self.name, self.name + "_dir")
-        if self.kind == "aggressor_qty":
-            return (self.name, self.name + "_side")
-        return (self.name,)
+        suffix = companion(self.kind)
+        return (self.name, self.name + suffix) if suffix else (self.name,)
 
 
 @dataclass(frozen=True, slots=True)

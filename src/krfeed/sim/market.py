@@ -23,7 +23,7 @@ from typing import Any
 from krfeed.records.base import Record
 from krfeed.schema.catalog import get_type
 from krfeed.schema.compile import record_class
-from krfeed.schema.core import F, RealtimeType
+from krfeed.schema.core import F, RealtimeType, companion
 from krfeed.schema.enums import ENUM_KINDS, Direction, MarketSession, PriceSign, Side
 
 # ---- the KRX tick grid ----
@@ -613,7 +613,8 @@ def make_record(
         if kind == "price_decimal" and isinstance(v, int) and filler is not None:
             v = Decimal(v)
         kw[f.name] = v
-        if kind in ("price", "price_decimal"):
+        suffix = companion(kind)
+        if suffix == "_dir":  # a signed price: its direction against the reference
             d = vals.get(f.name + "_dir")
             if d is None and v is not None:
                 if not v or ref is None:
@@ -621,7 +622,7 @@ def make_record(
                 else:
                     d = Direction.UP if v > ref else Direction.DOWN if v < ref else Direction.FLAT
             kw[f.name + "_dir"] = d
-        elif kind == "aggressor_qty":
+        elif suffix == "_side":
             side = vals.get(f.name + "_side")
             kw[f.name + "_side"] = side if v else None
     if t.broker == "kis":

@@ -34,6 +34,7 @@ from krfeed import events as _events
 from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import Record
 from krfeed.schema.convert import KST
+from krfeed.schema.core import KINDS
 from krfeed.schema.enums import ENUM_KINDS, Direction, Side
 from krfeed.sinks.base import Item
 
@@ -183,15 +184,16 @@ def _as_fid_values(v: Any) -> dict[str, str]:
     raise ValueError(f"{v!r} is not an object of strings")
 
 
-_PLAIN: dict[str, Converter] = {
-    "text": _as_text,
+#: Kind.value (the attribute's Python type) -> converter from the JSON value
+_BY_VALUE: dict[str, Converter] = {
+    "str": _as_text,
     "int": _as_int,
-    "decimal": _as_decimal,
-    "time": _as_kst,
+    "Decimal": _as_decimal,
+    "datetime": _as_kst,
     "date": _as_date,
-    "yn": _as_bool,
-    "flag01": _as_bool,
+    "bool": _as_bool,
 }
+_COMPANION: dict[str, Converter] = {"_dir": _strict_enum(Direction), "_side": _strict_enum(Side)}
 
 
 @cache
@@ -203,16 +205,13 @@ def _converters(cls: type[Record]) -> dict[str, Converter]:
         "extra": _as_fid_values if cls.broker == "kiwoom" else _as_values,
     }
     for f in cls.schema().fields:
-        if f.kind == "price":
-            out[f.name], out[f.name + "_dir"] = _as_int, _strict_enum(Direction)
-        elif f.kind == "price_decimal":
-            out[f.name], out[f.name + "_dir"] = _as_decimal, _strict_enum(Direction)
-        elif f.kind == "aggressor_qty":
-            out[f.name], out[f.name + "_side"] = _as_int, _strict_enum(Side)
-        elif f.kind.startswith("enum:"):
+        if f.kind.startswith("enum:"):
             out[f.name] = _lenient_enum(ENUM_KINDS[f.kind[5:]][0])
-        else:
-            out[f.name] = _PLAIN[f.kind]
+            continue
+        k = KINDS[f.kind]
+        out[f.name] = _BY_VALUE[k.value]
+        if k.companion:
+            out[f.name + k.companion] = _COMPANION[k.companion]
     return out
 
 

@@ -15,21 +15,9 @@ from krfeed.jsonout import dumps
 from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import Record
 from krfeed.schema.catalog import get_type
-from krfeed.schema.core import RealtimeType
+from krfeed.schema.core import KINDS, RealtimeType
 
-#: Column kinds (SQL-agnostic): text, int, decimal, timestamp, date, bool.
-_KIND_OF = {
-    "text": "text",
-    "int": "int",
-    "price": "int",
-    "aggressor_qty": "int",
-    "decimal": "decimal",
-    "price_decimal": "decimal",
-    "time": "timestamp",
-    "date": "date",
-    "yn": "bool",
-    "flag01": "bool",
-}
+#: Column kinds (SQL-agnostic): text, int, decimal, timestamp, date, bool (``Kind.column``).
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +81,10 @@ def table_for(broker: str, code: str) -> Table:
     rt = get_type(broker, code)
     cols: list[Column] = [Column("received_at", "timestamp"), Column("item", "text")]
     for f in rt.fields:
-        kind = _KIND_OF.get(f.kind, "text")
-        cols.append(Column(f.name, kind, f.wire, f.korean, f.unit))
-        if f.kind in ("price", "price_decimal"):
-            cols.append(Column(f.name + "_dir", "text", f.wire, f.korean + " 부호"))
-        elif f.kind == "aggressor_qty":
-            cols.append(Column(f.name + "_side", "text", f.wire, f.korean + " 부호"))
+        k = KINDS.get(f.kind)  # None: an enum kind, stored as its text
+        cols.append(Column(f.name, k.column if k else "text", f.wire, f.korean, f.unit))
+        if k is not None and k.companion:
+            cols.append(Column(f.name + k.companion, "text", f.wire, f.korean + " 부호"))
     names = [c.name for c in cols]
     getter = operator.attrgetter(*names)
 
