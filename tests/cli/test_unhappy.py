@@ -25,14 +25,11 @@ POSTGRES = os.environ.get("KRFEED_TEST_POSTGRES", "postgresql://postgres@127.0.0
 NATS = os.environ.get("KRFEED_TEST_NATS", "nats://127.0.0.1:4222")
 
 
-def free_port() -> int:
-    """A loopback port where nothing listens (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-DEAD = free_port()
+#: A loopback port where nothing listens, for the whole run: bound and never listened on (a
+#: connection is refused), and kept bound so that no server started by another test takes it.
+_DEAD_SOCKET = socket.socket()
+_DEAD_SOCKET.bind(("127.0.0.1", 0))
+DEAD = int(_DEAD_SOCKET.getsockname()[1])
 
 
 def run(
@@ -273,7 +270,7 @@ def test_signals_end_every_long_running_command_within_5s(
         cwd=tmp_path,
     )
     time.sleep(2.5)  # well inside the 10 s connect timeout: still trying to connect
-    assert proc.poll() is None
+    assert proc.poll() is None, proc.communicate()
     proc.send_signal(sig)
     try:
         _, err = proc.communicate(timeout=5)
