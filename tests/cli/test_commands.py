@@ -4,64 +4,27 @@ demo, query, and clear one-line errors for bad input."""
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-KRFEED = [sys.executable, "-m", "krfeed"]
+from . import helpers
+from .helpers import KRFEED, clean_env, in_pty, sim, sim_json
 
-
-def run(
-    *args: str, timeout: float = 90, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*KRFEED, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=cwd,
-    )
+# the commands here get longer than the shared default
+run = partial(helpers.run, timeout=90)
 
 
 @pytest.fixture(scope="module")
 def sim_url() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [*KRFEED, "sim", "--port", "0", "--seed", "11", "--auto-orders", "4", "--rate", "20"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    assert line.startswith("krfeed sim ready: http://"), line
-    try:
-        yield line.split(": ", 1)[1]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
-
-
-def sim_stats(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url + "/_sim/stats", timeout=5) as r:
-        return json.loads(r.read())  # type: ignore[no-any-return]
-
-
-def clean_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KRFEED_")}
-    env["HOME"] = str(tmp)
-    return env
+    yield from sim("--seed", "11", "--auto-orders", "4", "--rate", "20")
 
 
 def test_stream_jsonl_parses_and_matches_the_simulator(sim_url: str) -> None:
@@ -77,7 +40,7 @@ def test_stream_jsonl_parses_and_matches_the_simulator(sim_url: str) -> None:
         assert r["item"] in ("005930", "000660") and r["code"] == r["item"]
         assert isinstance(r["current_price"], int) and r["current_price"] > 0
         assert r["time"].endswith("+09:00")
-    sent = sim_stats(sim_url)["records_sent"]["kis"].get("H0STCNT0", 0)
+    sent = sim_json(sim_url, "/_sim/stats")["records_sent"]["kis"].get("H0STCNT0", 0)
     assert sent >= 30
 
 
@@ -236,46 +199,9 @@ def test_wrong_credentials_stop_with_a_clear_line(sim_url: str, tmp_path: Path) 
 
 
 def test_terminal_shows_the_live_table(sim_url: str) -> None:
-    master, slave = pty.openpty()
-    env = {**os.environ, "COLUMNS": "160", "LINES": "40", "TERM": "xterm"}
-    proc = subprocess.Popen(
-        [
-            *KRFEED,
-            "stream",
-            "kiwoom",
-            "0B",
-            "005930",
-            "000660",
-            "--sim",
-            sim_url,
-            "--duration",
-            "3",
-        ],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-        close_fds=True,
-    )
-    os.close(slave)
-    out = b""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([master], [], [], 0.5)
-        if r:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        elif proc.poll() is not None:
-            break
-    proc.wait(10)
-    os.close(master)
-    text = out.decode("utf-8", "replace")
-    assert proc.returncode == 0, text[-2000:]
+    args = ["stream", "kiwoom", "0B", "005930", "000660", "--sim", sim_url, "--duration", "3"]
+    code, text = in_pty(*args, cols=160, rows=40, timeout=30)
+    assert code == 0, text[-2000:]
     assert "kiwoom 0B 주식체결" in text
     assert "cum value 백만원" in text and "005930" in text and "000660" in text
     assert "kiwoom#1:live" in text

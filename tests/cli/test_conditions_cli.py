@@ -4,11 +4,7 @@ checked against the simulator's own evaluation (its /_sim/conditions)."""
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,34 +13,16 @@ import pytest
 
 from krfeed.sim.market import UNIVERSE
 
-KRFEED = [sys.executable, "-m", "krfeed"]
-
-
-def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*KRFEED, *args], capture_output=True, text=True, timeout=timeout)
+from .helpers import run, sim, sim_json
 
 
 @pytest.fixture(scope="module")
 def sim_url() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [*KRFEED, "sim", "--port", "0", "--seed", "19", "--rate", "20", "--page-size", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    assert line.startswith("krfeed sim ready: http://"), line
-    try:
-        yield line.split(": ", 1)[1]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
+    yield from sim("--seed", "19", "--rate", "20", "--page-size", "2")
 
 
 def sim_conditions(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url + "/_sim/conditions", timeout=5) as r:
-        return json.loads(r.read())  # type: ignore[no-any-return]
+    return sim_json(url, "/_sim/conditions")  # type: ignore[no-any-return]
 
 
 def test_list(sim_url: str) -> None:

@@ -9,10 +9,8 @@ import ast
 import json
 import re
 import shlex
-import signal
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +18,10 @@ import pytest
 
 from krfeed.records import kis, kiwoom
 
+from .helpers import KRFEED, sim
+
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-KRFEED = [sys.executable, "-m", "krfeed"]
 FIXTURES = ROOT / "tests" / "fixtures" / "captured"
 
 
@@ -38,20 +37,8 @@ def code_blocks(text: str, lang: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def sim_port() -> Iterator[int]:
-    proc = subprocess.Popen(
-        [*KRFEED, "sim", "--port", "0", "--seed", "2", "--auto-orders", "4", "--rate", "20"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    assert line.startswith("krfeed sim ready: http://"), line
-    try:
-        yield int(line.rsplit(":", 1)[1])
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
+    for url in sim("--seed", "2", "--auto-orders", "4", "--rate", "20"):
+        yield int(url.rsplit(":", 1)[1])
 
 
 def readme_commands() -> list[str]:

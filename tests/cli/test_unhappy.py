@@ -11,7 +11,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -20,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-KRFEED = [sys.executable, "-m", "krfeed"]
+from .helpers import KRFEED, clean_env, in_pty, run, sim
+
 POSTGRES = os.environ.get("KRFEED_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 NATS = os.environ.get("KRFEED_TEST_NATS", "nats://127.0.0.1:4222")
 
@@ -30,20 +30,6 @@ NATS = os.environ.get("KRFEED_TEST_NATS", "nats://127.0.0.1:4222")
 _DEAD_SOCKET = socket.socket()
 _DEAD_SOCKET.bind(("127.0.0.1", 0))
 DEAD = int(_DEAD_SOCKET.getsockname()[1])
-
-
-def run(
-    *args: str, timeout: float = 60, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*KRFEED, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env
-    )
-
-
-def clean_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KRFEED_")}
-    env["HOME"] = str(tmp)
-    return env
 
 
 def one_line(p: subprocess.CompletedProcess[str], code: int = 2) -> str:
@@ -65,20 +51,8 @@ def reachable(port: int) -> bool:
 
 
 def _sim(*extra: str) -> Iterator[str]:
-    proc = subprocess.Popen(
-        [*KRFEED, "sim", "--port", "0", "--seed", "5", "--rate", "20", *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    assert line.startswith("krfeed sim ready: http://"), line
-    try:
-        yield line.split(": ", 1)[1]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
+    # its exit code is not part of these tests
+    yield from sim("--seed", "5", "--rate", "20", *extra, check_exit=False)
 
 
 @pytest.fixture(scope="module")
@@ -631,9 +605,6 @@ def test_replay_of_a_duration_recording_has_the_same_rows(sim_url: str, tmp_path
 
 
 def test_connection_refused_reason_in_the_live_view_and_when_piped(tmp_path: Path) -> None:
-    import pty
-    import select
-
     dead = f"http://127.0.0.1:{DEAD}"
     args = ["stream", "kis", "H0STCNT0", "005930", "--sim", dead, "--connect-timeout", "3"]
     p = run(*args, timeout=30)
@@ -642,29 +613,7 @@ def test_connection_refused_reason_in_the_live_view_and_when_piped(tmp_path: Pat
     assert reasons and all(
         r.endswith(f"{dead}/oauth2/Approval failed: connection refused") for r in reasons
     )
-    master, slave = pty.openpty()
-    env = {**os.environ, "COLUMNS": "200", "LINES": "40", "TERM": "xterm"}
-    proc = subprocess.Popen(
-        [*KRFEED, *args], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True
-    )
-    os.close(slave)
-    out = b""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([master], [], [], 0.5)
-        if r:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        elif proc.poll() is not None:
-            break
-    proc.wait(10)
-    os.close(master)
-    text = out.decode("utf-8", "replace")
-    assert proc.returncode == 2
+    code, text = in_pty(*args, cols=200, rows=40, timeout=30)
+    assert code == 2
     assert "kis#1 reconnecting: kis-approval request to" in text
     assert "failed: connection refused" in text and "down, attempt" in text

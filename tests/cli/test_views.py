@@ -6,15 +6,8 @@ the same run wrote to a JSON-lines sink (or the demo's database)."""
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
-import select
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,55 +16,22 @@ from typing import Any
 
 import pytest
 
-KRFEED = [sys.executable, "-m", "krfeed"]
+from .helpers import in_pty, run, sim
+
 BLOTTER_HEAD = "time type order code side status qty filled price left"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]")
 
 
 @pytest.fixture(scope="module")
 def sim_url() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [*KRFEED, "sim", "--port", "0", "--seed", "5", "--auto-orders", "6", "--rate", "20"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    assert line.startswith("krfeed sim ready: http://"), line
-    try:
-        yield line.split(": ", 1)[1]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
+    yield from sim("--seed", "5", "--auto-orders", "6", "--rate", "20")
 
 
 def in_terminal(*args: str, cwd: Path, cols: int = 80, rows: int = 24) -> str:
     """Run krfeed in a pty of ``cols`` x ``rows``; the text it drew (escapes removed)."""
-    master, slave = pty.openpty()
-    env = {**os.environ, "COLUMNS": str(cols), "LINES": str(rows), "TERM": "xterm"}
-    proc = subprocess.Popen(
-        [*KRFEED, *args], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd, close_fds=True
-    )
-    os.close(slave)
-    out = b""
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([master], [], [], 0.5)
-        if r:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        elif proc.poll() is not None:
-            break
-    proc.wait(10)
-    os.close(master)
-    text = ANSI.sub("", out.decode("utf-8", "replace")).replace("\r", "")
-    assert proc.returncode == 0, text[-3000:]
+    code, out = in_pty(*args, cols=cols, rows=rows, timeout=90, cwd=cwd)
+    text = ANSI.sub("", out).replace("\r", "")
+    assert code == 0, text[-3000:]
     return text
 
 
@@ -276,12 +236,7 @@ def test_stream_fields_pick_the_columns_and_code_is_shown_once(
 
 
 def test_stream_unknown_field_is_one_sentence_naming_the_valid_ones() -> None:
-    p = subprocess.run(
-        [*KRFEED, "stream", "kiwoom", "0w", "005930", "--fields", "price,program_buy_qty"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    p = run("stream", "kiwoom", "0w", "005930", "--fields", "price,program_buy_qty")
     assert p.returncode == 2
     assert p.stderr.splitlines() == [
         "krfeed: kiwoom 0w has no field 'price'; its fields are trade_time, current_price, "

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-KRFEED = [sys.executable, "-m", "krfeed"]
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*KRFEED, *args], capture_output=True, text=True, timeout=60)
+from .helpers import run
 
 
 @pytest.mark.parametrize(
