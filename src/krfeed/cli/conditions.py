@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from krfeed.cli.common import brokers_for, check_sinks, fail, open_journal, run, setup_logging
+from krfeed.cli.common import (
+    ConfigOpt,
+    SimOpt,
+    VerboseOpt,
+    brokers_for,
+    check_sinks,
+    fail,
+    open_journal,
+    run,
+    setup_logging,
+)
 from krfeed.runner import FeedFailed, QueuedRecorder, all_failed, on_stop_signals, run_until
 
 if TYPE_CHECKING:
@@ -29,16 +39,8 @@ conditions_app = typer.Typer(
     no_args_is_help=False,
 )
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", help="krfeed.toml (default: $KRFEED_CONFIG, ./krfeed.toml)"),
-]
 MockOpt = Annotated[bool, typer.Option("--mock", help="use Kiwoom's mock (모의투자) server")]
-SimOpt = Annotated[
-    str | None, typer.Option("--sim", help="a running `krfeed sim` URL (uses its credentials)")
-]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="log to stderr")]
 SeqArg = Annotated[str, typer.Argument(metavar="SEQ", help="condition number (see the list)")]
 
 

@@ -8,12 +8,17 @@ import asyncio
 import sys
 import time
 from collections import deque
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from krfeed.cli.common import (
+    ConfigOpt,
+    IdleTimeoutOpt,
+    JournalOpt,
+    MockOpt,
+    SimOpt,
+    VerboseOpt,
     brokers_for,
     check_sinks,
     fail,
@@ -60,29 +65,12 @@ def orders_command(
     reconcile: Annotated[
         bool, typer.Option("--reconcile/--no-reconcile", help="REST reconciliation after gaps")
     ] = True,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="krfeed.toml (default: $KRFEED_CONFIG, ./krfeed.toml)"),
-    ] = None,
-    mock: Annotated[
-        bool, typer.Option("--mock", help="use the brokers' mock (모의투자) servers")
-    ] = False,
-    sim: Annotated[
-        str | None, typer.Option("--sim", help="a running `krfeed sim` URL (uses its credentials)")
-    ] = None,
-    journal: Annotated[
-        Path | None, typer.Option("--journal", help="also write every raw frame to this journal")
-    ] = None,
-    idle_timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--idle-timeout",
-            help="seconds without any frame before a socket counts as dead, until the "
-            "heartbeat cadence is learned (then 3 heartbeats, at most this; default 90, or "
-            "[session] idle_timeout in krfeed.toml)",
-        ),
-    ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log to stderr")] = False,
+    config: ConfigOpt = None,
+    mock: MockOpt = False,
+    sim: SimOpt = None,
+    journal: JournalOpt = None,
+    idle_timeout: IdleTimeoutOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Watch your orders and fills live; fills missed during disconnects are reconciled."""
     from krfeed.config import ConfigError, load_config

@@ -7,7 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
-from krfeed.cli.common import brokers_for, fail, run, setup_logging
+from krfeed.cli.common import (
+    ConfigOpt,
+    MockOpt,
+    SimOpt,
+    VerboseOpt,
+    brokers_for,
+    fail,
+    run,
+    setup_logging,
+)
 
 DEFAULT_PORT = 8700
 
@@ -46,17 +55,10 @@ def web_command(
         str, typer.Option(help="--replay/--db pace: 1 (real time), 10, … or max")
     ] = "10",
     duration: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="krfeed.toml (default: $KRFEED_CONFIG, ./krfeed.toml)"),
-    ] = None,
-    mock: Annotated[
-        bool, typer.Option("--mock", help="use the brokers' mock (모의투자) servers")
-    ] = False,
-    sim: Annotated[
-        str | None, typer.Option("--sim", help="a running `krfeed sim` URL (uses its credentials)")
-    ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log to stderr")] = False,
+    config: ConfigOpt = None,
+    mock: MockOpt = False,
+    sim: SimOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Serve a live dashboard: program trading, tape and book, your orders, feed health."""
     from krfeed.runner import SubSpec, parse_sub
