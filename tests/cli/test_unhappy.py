@@ -479,6 +479,11 @@ def test_replay_of_what_is_not_a_journal(tmp_path: Path) -> None:
     assert line == f"krfeed: nothing to replay: {bad} holds no complete journal entry"
 
 
+def test_replay_speed_is_a_positive_number_or_max(tmp_path: Path) -> None:
+    for speed, says in (("fast", "takes a number or max, not 'fast'"), ("0", "must be positive")):
+        assert one_line(run("replay", str(tmp_path), "--speed", speed)) == f"krfeed: --speed {says}"
+
+
 def test_sim_port_out_of_range(tmp_path: Path) -> None:
     p = run("sim", "--port", "99999", timeout=30)
     assert one_line(p) == (

@@ -18,6 +18,7 @@ from .helpers import run
         (("--replay", "no-such-dir"), "no journal at no-such-dir"),
         (("--db", "no-such.db"), "no database at no-such.db"),
         (("--replay", ".", "--speed", "0"), "--speed must be positive"),
+        (("--replay", ".", "--speed", "fast"), "--speed takes a number or max, not 'fast'"),
         (("--replay", ".", "--db", "x.db"), "not both"),
         (("kis:H0STPGM0",), "needs codes"),
     ],

@@ -82,6 +82,33 @@ IdleTimeoutOpt = Annotated[
 ]
 
 
+FormatOpt = Annotated[
+    str | None,
+    typer.Option("--format", help="table (default in a terminal) or jsonl (default when piped)"),
+]
+
+
+def output_mode(fmt: str | None) -> str:
+    """``--format``: table or jsonl; by default table in a terminal, jsonl when piped."""
+    mode = fmt or ("table" if sys.stdout.isatty() else "jsonl")
+    if mode not in ("table", "jsonl"):
+        raise fail(f"--format must be table or jsonl, not {mode!r}")
+    return mode
+
+
+def parse_speed(speed: str) -> float | None:
+    """``--speed``: a positive pace (1 is real time), or None for ``max`` (no waiting)."""
+    if speed == "max":
+        return None
+    try:
+        spd = float(speed)
+    except ValueError:
+        raise fail(f"--speed takes a number or max, not {speed!r}") from None
+    if spd <= 0:
+        raise fail("--speed must be positive")
+    return spd
+
+
 def session_options(
     config: Path | None, mock: bool, sim: str | None, idle_timeout: float | None
 ) -> Any:

@@ -17,12 +17,15 @@ import typer
 
 from krfeed.cli.common import (
     ConfigOpt,
+    FormatOpt,
+    JournalOpt,
     SimOpt,
     VerboseOpt,
     brokers_for,
     check_sinks,
     fail,
     open_journal,
+    output_mode,
     run,
     setup_logging,
 )
@@ -155,10 +158,7 @@ def watch_command(
             help="also subscribe this Kiwoom type (e.g. 0B) for the stocks in the set",
         ),
     ] = None,
-    fmt_: Annotated[
-        str | None,
-        typer.Option("--format", help="table (default in a terminal) or jsonl (when piped)"),
-    ] = None,
+    fmt_: FormatOpt = None,
     count: Annotated[
         int | None, typer.Option(help="stop after N stocks entered or left (02 records)")
     ] = None,
@@ -166,9 +166,7 @@ def watch_command(
     config: ConfigOpt = None,
     mock: MockOpt = False,
     sim: SimOpt = None,
-    journal: Annotated[
-        Path | None, typer.Option("--journal", help="also write every raw frame to this journal")
-    ] = None,
+    journal: JournalOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Follow condition SEQ live: the stocks entering and leaving it, and the current set."""
@@ -179,9 +177,7 @@ def watch_command(
         s = check_seq(seq)
     except ConditionError as e:
         raise fail(str(e)) from None
-    mode = fmt_ or ("table" if sys.stdout.isatty() else "jsonl")
-    if mode not in ("table", "jsonl"):
-        raise fail(f"--format must be table or jsonl, not {mode!r}")
+    mode = output_mode(fmt_)
     extra: list[str] = []
     for t in with_ or []:
         try:

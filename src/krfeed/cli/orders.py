@@ -14,6 +14,7 @@ import typer
 
 from krfeed.cli.common import (
     ConfigOpt,
+    FormatOpt,
     IdleTimeoutOpt,
     JournalOpt,
     MockOpt,
@@ -23,6 +24,7 @@ from krfeed.cli.common import (
     check_sinks,
     fail,
     open_journal,
+    output_mode,
     run,
     session_options,
     setup_logging,
@@ -47,10 +49,7 @@ def orders_command(
         list[str] | None,
         typer.Argument(help="kiwoom and/or kis (default: every configured broker)"),
     ] = None,
-    fmt_: Annotated[
-        str | None,
-        typer.Option("--format", help="table (default in a terminal) or jsonl (when piped)"),
-    ] = None,
+    fmt_: FormatOpt = None,
     count: Annotated[int | None, typer.Option(help="stop after N order events")] = None,
     duration: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
     to: Annotated[
@@ -76,9 +75,7 @@ def orders_command(
     from krfeed.config import ConfigError, load_config
     from krfeed.orders.reconcile import split_kis_account
 
-    mode = fmt_ or ("table" if sys.stdout.isatty() else "jsonl")
-    if mode not in ("table", "jsonl"):
-        raise fail(f"--format must be table or jsonl, not {mode!r}")
+    mode = output_mode(fmt_)
     which = {b.lower() for b in brokers or []}
     if bad := which - {"kiwoom", "kis"}:
         raise fail(f"unknown broker {sorted(bad)[0]!r}: use kiwoom and/or kis")

@@ -27,6 +27,7 @@ from krfeed.cli.common import (
     check_sinks,
     fail,
     open_journal,
+    parse_speed,
     run,
     say,
     session_options,
@@ -464,15 +465,7 @@ def replay(
     """Feed a journal back through the decoders into sinks, reproducing the live records."""
     if not path.exists():
         raise fail(f"no journal at {path}")
-    if speed == "max":
-        spd: float | None = None
-    else:
-        try:
-            spd = float(speed)
-        except ValueError:
-            raise fail(f"--speed takes a number or max, not {speed!r}") from None
-        if spd <= 0:
-            raise fail("--speed must be positive")
+    spd = parse_speed(speed)
     urls = check_sinks(to or ["jsonl:-"])
     setup_logging(verbose)
     status = run(replay_to(path, urls, spd))

@@ -11,6 +11,7 @@ from rich.console import Console
 from krfeed.cli.common import (
     ConfigOpt,
     ConnectTimeoutOpt,
+    FormatOpt,
     IdleTimeoutOpt,
     JournalOpt,
     MockOpt,
@@ -20,6 +21,7 @@ from krfeed.cli.common import (
     brokers_for,
     fail,
     open_journal,
+    output_mode,
     run,
     session_options,
     setup_logging,
@@ -37,12 +39,7 @@ def stream(
     codes: Annotated[
         list[str] | None, typer.Argument(help="codes (none for 00/04/H0STCNI0)")
     ] = None,
-    fmt_: Annotated[
-        str | None,
-        typer.Option(
-            "--format", help="table (default in a terminal) or jsonl (default when piped)"
-        ),
-    ] = None,
+    fmt_: FormatOpt = None,
     count: Annotated[int | None, typer.Option(metavar="N", help="stop after N records")] = None,
     duration: Annotated[
         float | None, typer.Option(metavar="S", help="stop after S seconds")
@@ -79,9 +76,7 @@ def stream(
         )
     except ValueError as e:
         raise fail(str(e)) from None
-    mode = fmt_ or ("table" if sys.stdout.isatty() else "jsonl")
-    if mode not in ("table", "jsonl"):
-        raise fail(f"--format must be table or jsonl, not {mode!r}")
+    mode = output_mode(fmt_)
     setup_logging(verbose)
     brokers = brokers_for(config, mock, sim, {b})
     options = session_options(config, mock, sim, idle_timeout)

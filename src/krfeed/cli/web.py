@@ -14,6 +14,7 @@ from krfeed.cli.common import (
     VerboseOpt,
     brokers_for,
     fail,
+    parse_speed,
     run,
     setup_logging,
 )
@@ -67,14 +68,7 @@ def web_command(
     _check_listen(host, port)
     if replay is not None and db is not None:
         raise fail("give --replay DIR or --db FILE, not both")
-    spd: float | None = None
-    if speed != "max":
-        try:
-            spd = float(speed)
-        except ValueError:
-            raise fail(f"--speed takes a number or max, not {speed!r}") from None
-        if spd <= 0:
-            raise fail("--speed must be positive")
+    spd = parse_speed(speed)
     setup_logging(verbose)
     if replay is not None or db is not None:
         if subscriptions:
