@@ -62,7 +62,8 @@ def _won(v: int | None, unit: int) -> int | None:
     return None if v is None else v * unit
 
 
-def _split_item(item: str) -> tuple[str, str]:
+def split_kiwoom_item(item: str) -> tuple[str, str]:
+    """(code, exchange) of a Kiwoom item: ``005930_NX`` is NXT, ``005930_AL`` both, else KRX."""
     if item.endswith("_NX"):
         return item[:-3], "NXT"
     if item.endswith("_AL"):
@@ -74,7 +75,7 @@ def normalize_program(record: Record) -> ProgramTotals | None:
     """The :class:`ProgramTotals` of a Kiwoom 0w or KIS H0STPGM0/H0NXPGM0/H0UNPGM0 record
     (None for anything else)."""
     if isinstance(record, KiwoomProgram):
-        code, exchange = _split_item(record.item)
+        code, exchange = split_kiwoom_item(record.item)
         u = KIWOOM_AMOUNT_UNIT
         return ProgramTotals(
             broker="kiwoom",

@@ -48,7 +48,7 @@ from krfeed.orders.model import (
     is_order_record,
 )
 from krfeed.orders.tracker import OrderTracker
-from krfeed.program import ProgramTotals, normalize_program
+from krfeed.program import ProgramTotals, normalize_program, split_kiwoom_item
 from krfeed.protocol.messages import DecodeError
 from krfeed.records import kis as kis_records
 from krfeed.records import kiwoom as kiwoom_records
@@ -170,7 +170,7 @@ def _trade_of(r: Record) -> tuple[str, Trade, int | None] | None:
         )
     if isinstance(r, kiwoom_records.StockTrade):
         side = r.trade_volume_side.value if isinstance(r.trade_volume_side, Side) else None
-        code = r.item.removesuffix("_NX").removesuffix("_AL")
+        code = split_kiwoom_item(r.item)[0]
         return (
             code,
             Trade(
@@ -191,7 +191,7 @@ def _book_of(r: Record) -> tuple[str, dict[str, Any]] | None:
         code = (r.code or r.item).strip()
         t = _ts(r.time, r.received_at)
     elif isinstance(r, kiwoom_records.OrderBook):
-        code = r.item.removesuffix("_NX").removesuffix("_AL")
+        code = split_kiwoom_item(r.item)[0]
         t = _ts(r.quote_time, r.received_at)
     else:
         return None
