@@ -194,6 +194,20 @@ def test_memory_stays_bounded_over_a_long_session() -> None:
     assert st.counts["ignored_codes"] == 2
 
 
+def test_max_codes_counts_a_code_once_across_program_tape_and_book() -> None:
+    st = DashboardState(max_codes=2)
+    st.ingest(pgm("005930", "090000", 1, 0))
+    for code in ("005930", "000660", "035720"):  # 005930 is shown already: 000660 fills it up
+        st.ingest(kis_record("H0STCNT0", {"code": code, "time": "090001", "current_price": 70000}))
+        st.ingest(kis_record("H0STASP0", {"code": code, "time": "090001", "ask_price_1": 70100}))
+    st.ingest(pgm("000660", "090002", 1, 0))
+    st.ingest(pgm("035720", "090002", 1, 0))
+    assert set(st.program) == {"005930", "000660"}
+    assert set(st.tapes) == set(st.books) == {"005930", "000660"}
+    assert st.book_view("000660")["book"]["asks"][0] == [70100, None]
+    assert st.counts["ignored_codes"] == 3  # 035720's trade, book and program records
+
+
 def test_client_view_coalesces_to_the_latest_state_at_most_rate_per_second() -> None:
     st = DashboardState()
     view = ClientView(st, rate=10.0)

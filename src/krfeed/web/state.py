@@ -252,6 +252,8 @@ class DashboardState:
         self.tape_source: dict[str, str] = {}
         self.quotes: dict[str, Quote] = {}
         self.books: dict[str, dict[str, Any]] = {}
+        #: the keys of program, tapes and books together (what counts against max_codes)
+        self.shown: set[str] = set()
         self.fills: deque[dict[str, Any]] = deque(maxlen=200)
         self.reports: deque[dict[str, Any]] = deque(maxlen=30)
         self.anomalies: deque[dict[str, Any]] = deque(maxlen=30)
@@ -336,8 +338,12 @@ class DashboardState:
             self._bump("book")
 
     def _room(self, code: str) -> bool:
-        known = code in self.program or code in self.tapes or code in self.books
-        if known or len(set(self.program) | set(self.tapes) | set(self.books)) < self.max_codes:
+        """Whether ``code`` is shown or may be (counted in ``shown``); at ``max_codes`` a new
+        one is ignored. Checked per record of a new or ignored code, so a set lookup."""
+        if code in self.shown:
+            return True
+        if len(self.shown) < self.max_codes:
+            self.shown.add(code)
             return True
         self.counts["ignored_codes"] += 1
         return False
