@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -39,7 +39,7 @@ from krfeed.events import (
 from krfeed.logs import get_logger
 from krfeed.protocol.messages import ConditionList, ConditionResult, Message
 from krfeed.records.kiwoom import ConditionHit
-from krfeed.schema.enums import ConditionEvent, PriceSign
+from krfeed.schema.enums import ENUM_KINDS, ConditionEvent, PriceSign
 
 if TYPE_CHECKING:
     from krfeed.brokers.kiwoom.session import KiwoomSession
@@ -93,13 +93,8 @@ class ConditionMatch(msgspec.Struct, frozen=True, kw_only=True):
 
 # ---- wire forms ----
 
-_SIGNS = {
-    "1": PriceSign.LIMIT_UP,
-    "2": PriceSign.UP,
-    "3": PriceSign.FLAT,
-    "4": PriceSign.LIMIT_DOWN,
-    "5": PriceSign.DOWN,
-}
+#: 25 전일대비기호, as every decoded record reads it
+_SIGNS = cast("dict[str, PriceSign]", ENUM_KINDS["sign"][1])
 # 843 삽입삭제 구분: ka10173 documents "I: 삽입, D: 삭제" and its example sends "I". Nothing says
 # the case or whether the words of 영웅문's screens (편입/이탈) can appear instead, so both
 # forms are accepted (kiwoom_api_spec_subset.json, ka10173 response, field 843).

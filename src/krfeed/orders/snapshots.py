@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from krfeed.orders.model import (
     AccountRef,
@@ -16,7 +16,7 @@ from krfeed.orders.model import (
     side_of,
 )
 from krfeed.schema.convert import KST
-from krfeed.schema.enums import Side
+from krfeed.schema.enums import ENUM_KINDS, Side
 
 
 @dataclass
@@ -210,7 +210,8 @@ def _complete(s: OrderSnapshot, extra: dict[str, Any], day: date) -> None:
         s.account = str(extra["acnt_no"]).strip() or None
 
 
-_KIS_SIDE = {"01": Side.SELL, "02": Side.BUY}
+#: sll_buy_dvsn_cd, read as the H0STCNI0 notice's SELN_BYOV_CLS is
+_KIS_SIDE = cast("dict[str, Side]", ENUM_KINDS["side0102"][1])
 
 
 def kis_snapshot(
