@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time as _time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -303,10 +303,6 @@ class DashboardState:
             self._notice("error", f"{item.broker} {item.type or '?'}: {item.reason}")
         elif isinstance(item, Event):
             self._event(item)
-
-    def ingest_all(self, items: Iterable[Any]) -> None:
-        for it in items:
-            self.ingest(it)
 
     def _record(self, r: Record) -> None:
         if r.account:
