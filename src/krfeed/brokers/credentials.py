@@ -98,6 +98,8 @@ class Issuer:
         async with self._lock:
             if self._cred is not None and bad is not None and self._cred.value != bad:
                 return self._cred.value
+            # the refused one is never sent again, even if issuing a new one fails now
+            self.invalidate()
             self._cred = await self._issue_paced()
             self._save(self._cred)
             return self._cred.value

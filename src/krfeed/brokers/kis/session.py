@@ -15,7 +15,7 @@ from krfeed.brokers.kis.config import KIS
 from krfeed.engine import FatalSession, Reconnect, Session, SessionOptions, Subscription
 from krfeed.engine.delivery import Delivery
 from krfeed.engine.session import Frames
-from krfeed.errors import AuthError, TransientError
+from krfeed.errors import AuthError
 from krfeed.logs import get_logger
 from krfeed.protocol.kis import KISCodec
 from krfeed.protocol.messages import ControlReply
@@ -138,10 +138,6 @@ class KISSession(Session):
                 await self.approval.renew(self._key)
             except AuthError as e:
                 raise FatalSession(str(e), e.code) from None
-            except TransientError:
-                # the refused key must not be used again: the next connection issues anew
-                self.approval.invalidate()
-                raise
             raise Reconnect("approval key refused (OPSP0011); got a new one", immediate=True)
         raise FatalSession(
             "KIS refuses the approval key even after re-issuing it (OPSP0011)", "OPSP0011"
