@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -43,7 +43,7 @@ from krfeed.schema.enums import ENUM_KINDS, ConditionEvent, PriceSign
 
 if TYPE_CHECKING:
     from krfeed.brokers.kiwoom.session import KiwoomSession
-    from krfeed.feed import Feed
+    from krfeed.engine import Session
 
 log = get_logger("krfeed.conditions")
 
@@ -263,8 +263,15 @@ class _Pending:
 class ConditionManager:
     """Condition search on one Kiwoom session (created by the Feed on first use)."""
 
-    def __init__(self, feed: Feed, session: KiwoomSession, limits: ConditionLimits) -> None:
-        self.feed = feed
+    def __init__(
+        self,
+        inject: Callable[[Any], None],
+        closed: Callable[[], bool],
+        session: KiwoomSession,
+        limits: ConditionLimits,
+    ) -> None:
+        self._inject = inject  # into the Feed's stream (never dropped)
+        self._feed_closed = closed
         self.session = session
         self.limits = limits
         self.watches: dict[str, ConditionWatch] = {}
@@ -447,7 +454,7 @@ class ConditionManager:
         while True:
             if s.failed is not None:
                 raise ConditionError(f"the Kiwoom session {s.name} stopped: {s.failed}")
-            if s.stats.state == "closed" or self.feed._closed:
+            if s.stats.state == "closed" or self._feed_closed():
                 raise ConditionError("the feed is closed")
             if self._ready.is_set() and s.connected:
                 return
@@ -503,7 +510,7 @@ class ConditionManager:
         w.conn = self._conn
         self.watches[seq] = w
         self.session.decode = self.decode
-        self.feed.inject(
+        self._inject(
             ConditionWatched(
                 broker=BROKER, session=self.session.name, seq=seq, name=name, codes=tuple(codes)
             )
@@ -541,7 +548,7 @@ class ConditionManager:
         w._codes = now
         w.conn = self._conn
         name = self.session.name
-        self.feed.inject(
+        self._inject(
             ConditionRestored(
                 broker=BROKER,
                 session=name,
@@ -558,7 +565,7 @@ class ConditionManager:
             hit = ConditionHit(
                 received_at=at, item=code, condition_seq=w.seq, code=code, condition_event=ev
             )
-            self.feed.inject(hit)
+            self._inject(hit)
         if entered or left:
             log.info(
                 "session %s: condition %s restored, %d entered and %d left meanwhile",
@@ -571,7 +578,7 @@ class ConditionManager:
     def _refused(self, seq: str, reason: str) -> None:
         name = self.session.name
         log.warning("session %s: condition %s not restored: %s", name, seq, reason)
-        self.feed.inject(
+        self._inject(
             SubscribeFailed(broker=BROKER, session=name, type="02", item=seq, reason=reason)
         )
         self._drop(seq, f"not restored: {reason}")
@@ -581,7 +588,7 @@ class ConditionManager:
         if w is None:
             return
         w.active = False
-        self.feed.inject(
+        self._inject(
             ConditionUnwatched(broker=BROKER, session=self.session.name, seq=seq, reason=reason)
         )
         if not self.watches:
@@ -608,7 +615,7 @@ class ConditionManager:
         stats = self.session.stats
         stats.records += 1
         stats.last_data_at = time.monotonic()
-        self.feed.inject(rec)
+        self._inject(rec)
 
     async def close(self) -> None:
         if self._restore is not None:
@@ -618,15 +625,23 @@ class ConditionManager:
             self._restore = None
 
 
-def manager_for(feed: Feed, session: str | None = None) -> ConditionManager:
-    """The condition manager of ``feed``'s Kiwoom session (named, or the first working one)."""
+def manager_for(
+    sessions: Sequence[Session],
+    limits: ConditionLimits,
+    inject: Callable[[Any], None],
+    closed: Callable[[], bool],
+    session: str | None = None,
+) -> ConditionManager:
+    """The condition manager of a Feed's Kiwoom session (named, or the first working one),
+    made on first use; ``inject`` and ``closed`` are the Feed's (this module does not import
+    the Feed, which imports it)."""
     from krfeed.brokers.kiwoom.session import KiwoomSession
 
-    kiwoom = [s for s in feed.sessions if isinstance(s, KiwoomSession)]
+    kiwoom = [s for s in sessions if isinstance(s, KiwoomSession)]
     if session is not None:
         kiwoom = [s for s in kiwoom if s.name == session]
         if not kiwoom:
-            names = ", ".join(s.name for s in feed.sessions if isinstance(s, KiwoomSession))
+            names = ", ".join(s.name for s in sessions if isinstance(s, KiwoomSession))
             raise ConditionError(
                 f"no Kiwoom session named {session!r} (sessions: {names or 'none'})"
             )
@@ -636,6 +651,6 @@ def manager_for(feed: Feed, session: str | None = None) -> ConditionManager:
     if not kiwoom:
         raise ConditionError("condition search needs a Kiwoom session: add Kiwoom(...) to Feed")
     s = kiwoom[0]
-    if s.cond is None:
-        s.cond = ConditionManager(feed, s, feed.condition_limits)
+    if not isinstance(s.cond, ConditionManager):
+        s.cond = ConditionManager(inject, closed, s, limits)
     return s.cond

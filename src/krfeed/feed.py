@@ -27,6 +27,7 @@ from krfeed.brokers.registry import PlanRequest
 from krfeed.conditions import (
     Condition,
     ConditionLimits,
+    ConditionManager,
     ConditionMatch,
     ConditionWatch,
     manager_for,
@@ -270,25 +271,30 @@ class Feed:
 
     # ---- Kiwoom condition search (조건검색): krfeed.conditions ----
 
+    def _conditions(self, session: str | None) -> ConditionManager:
+        return manager_for(
+            self.sessions, self.condition_limits, self.inject, lambda: self._closed, session
+        )
+
     async def conditions(self, *, session: str | None = None) -> list[Condition]:
         """The saved conditions (CNSRLST) of a Kiwoom session (the first, or ``session``)."""
         await self.start()
-        return await manager_for(self, session).saved()
+        return await self._conditions(session).saved()
 
     async def search(self, seq: str | int, *, session: str | None = None) -> list[ConditionMatch]:
         """The stocks matching condition ``seq`` now (CNSRREQ one-off, every page)."""
         await self.start()
-        return await manager_for(self, session).search(seq)
+        return await self._conditions(session).search(seq)
 
     async def watch(self, seq: str | int, *, session: str | None = None) -> ConditionWatch:
         """Follow condition ``seq`` in real time: the current matches, then 02 records in the
         stream (restored after reconnects). Raises ConditionError beyond the limits."""
         await self.start()
-        return await manager_for(self, session).watch(seq)
+        return await self._conditions(session).watch(seq)
 
     async def unwatch(self, seq: str | int, *, session: str | None = None) -> None:
         """Stop following condition ``seq`` (CNSRCLR)."""
-        await manager_for(self, session).unwatch(seq)
+        await self._conditions(session).unwatch(seq)
 
     # ---- delivery (the sessions' engine.Delivery) ----
 

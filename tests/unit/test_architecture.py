@@ -48,20 +48,7 @@ NOT_SPLIT_YET = {
 }
 
 #: Import cycles still present, each waiting for the same work (remove when broken).
-KNOWN_CYCLES: list[set[str]] = [
-    # the broker seam's remaining knots (type-only imports): the Kiwoom session and its
-    # placement type each other; the session types the condition client (krfeed.conditions),
-    # which types the Kiwoom session and the Feed, which imports both. The condition client
-    # belongs under brokers/kiwoom/ beside the session that carries its frames.
-    {
-        "krfeed.brokers",
-        "krfeed.brokers.kiwoom",
-        "krfeed.brokers.kiwoom.placement",
-        "krfeed.brokers.kiwoom.session",
-        "krfeed.conditions",
-        "krfeed.feed",
-    },
-]
+KNOWN_CYCLES: list[set[str]] = []
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:

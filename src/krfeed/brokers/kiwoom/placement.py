@@ -4,15 +4,21 @@ it (at most ``max_items_per_group`` items each)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from krfeed.engine import Subscription
 from krfeed.errors import SubscriptionError
 
 if TYPE_CHECKING:
-    from krfeed.brokers.kiwoom.session import KiwoomSession
+    from krfeed.brokers.kiwoom.config import Kiwoom
     from krfeed.brokers.registry import Plan, PlanRequest
     from krfeed.engine import Session
+
+
+class _Configured(Protocol):
+    """A Kiwoom session, as far as placement needs it."""
+
+    config: Kiwoom
 
 
 def plan(req: PlanRequest) -> Plan:
@@ -20,7 +26,7 @@ def plan(req: PlanRequest) -> Plan:
     code = req.type.code
     sessions = req.sessions
     for s in sessions:
-        if cast("KiwoomSession", s).config.mock and any(
+        if cast("_Configured", s).config.mock and any(
             it.endswith(("_NX", "_AL")) for it in req.items
         ):
             raise SubscriptionError("the Kiwoom mock server serves KRX codes only")

@@ -4,7 +4,7 @@ groups, condition search frames handed to :mod:`krfeed.conditions`."""
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
@@ -23,11 +23,24 @@ from krfeed.protocol.messages import LoginResult, RegResult, SystemMessage
 if TYPE_CHECKING:
     from typing import Literal
 
-    from krfeed.conditions import ConditionManager
-
     _WebSocket = aiohttp.ClientWebSocketResponse[Literal[False]]
 
 log = get_logger("krfeed.session")
+
+
+class ConditionHooks(Protocol):
+    """What the session tells condition search (:class:`krfeed.conditions.ConditionManager`)
+    about its connection; declared here so that the session does not import it."""
+
+    def on_ready(self) -> None: ...
+
+    def on_lost(self) -> None: ...
+
+    def handles(self, msg: object) -> bool: ...
+
+    def on_message(self, msg: Any) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class KiwoomSession(Session):
@@ -56,7 +69,7 @@ class KiwoomSession(Session):
         self._login_token = ""
         self.groups = Groups(config.max_items_per_group)
         #: condition search (조건검색), made on first use: krfeed.conditions
-        self.cond: ConditionManager | None = None
+        self.cond: ConditionHooks | None = None
 
     async def _credential(self, renew: bool = False) -> str:
         return await (self.token.renew() if renew else self.token.get())
