@@ -4,8 +4,8 @@ With a profile (``krfeed sim --universe krx --profile opening``) the market data
 subscription comes from here instead of the per-subscription ``rate``: every ``tick`` the
 records due by :meth:`OpeningProfile.total` are drawn over the subscriptions in proportion to
 their codes' activity (:func:`~krfeed.sim.universe.activity_weights`), and each subscription
-that drew ``k`` records gets one frame of ``k`` (at most ``max_batch``) — hot codes get
-multi-record frames, the long tail single ones, as the KIS wire does under load.
+that drew ``k`` records gets frames of ``k`` (at most ``max_batch`` and :data:`POOL` each) — hot
+codes get multi-record frames, the long tail single ones, as the KIS wire does under load.
 
 To keep the simulator cheap at tens of thousands of records a second, each (type, code) has a
 small pool of records built from the market model once (on first use) and encoded to wire
@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from krfeed.sim.connections import Conn
     from krfeed.sim.server import Simulator
 
-#: Records per (type, code) pool: enough to vary the values, few enough to build quickly.
-POOL = 4
+#: Records per (type, code) pool: enough to vary the values, few enough to build quickly. A
+#: frame holds at most this many, so its records all differ (equal records in one frame would
+#: share their receive time, and so the id the sinks deduplicate by).
+POOL = 8
 
 
 class ProfileRunner:
@@ -162,7 +164,7 @@ class ProfileRunner:
         from krfeed.sim.connections import Out
 
         sim = self.sim
-        batch = max(1, sim.config.max_batch)
+        batch = max(1, min(sim.config.max_batch, POOL))
         counts: Counter[str] = Counter()
         for i, n in picks.items():
             c, typ, item = self._subs[i]
