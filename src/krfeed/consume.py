@@ -119,13 +119,6 @@ async def consume(
 
         nc = await connect(
             server, f"krfeed-consume:{durable}", open_timeout, on_error, st, "source"
-        nc = await nats.connect(
-            servers=servers_of(server),
-            name=f"krfeed-consume:{durable}",
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            error_cb=on_error,
         )
         js = nc.jetstream()
         stream_name = (

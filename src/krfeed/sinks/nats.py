@@ -293,12 +293,9 @@ async def connect(
             last = _why(causes[0] if causes else e)
             stats.last_error = f"{type(e).__name__}: {e}"
             if time.monotonic() + 0.5 > deadline:
-                hosts = ",".join(
-                    urlsplit(u).netloc.rsplit("@", 1)[-1] for u in servers_of(server)
-                )
+                hosts = ",".join(urlsplit(u).netloc.rsplit("@", 1)[-1] for u in servers_of(server))
                 raise SinkUnavailable(
-                    f"cannot reach NATS at {hosts} "
-                    f"within {open_timeout:g}s ({what}): {last}"
+                    f"cannot reach NATS at {hosts} within {open_timeout:g}s ({what}): {last}"
                 ) from None
             await asyncio.sleep(0.5)
     # read by the client whenever the connection drops
