@@ -51,6 +51,10 @@ from krfeed.runner import (
 from krfeed.session import SessionOptions
 from krfeed.sinks import Sink, open_sink, timeout_option, where
 
+#: Items ``record`` reads on while a batch is committed (the Recorder's read_ahead): the feed
+#: keeps being read at the open, and a backlog is written in one transaction.
+READ_AHEAD = 20_000
+
 
 class _Watched:
     """The feed as the recorder's source, also feeding a view and watching for the end."""
@@ -215,7 +219,14 @@ async def record_feed(
     feed = Feed(*brokers, options=options, on_raw=journal)
     watch = Watch(feed, connect_timeout)
     source = _Watched(feed, view, count, watch, end, printer)
-    rec = Recorder(source, sinks, open_sinks=False, close_timeout=stop_timeout, spill_dir=spill_dir)
+    rec = Recorder(
+        source,
+        sinks,
+        open_sinks=False,
+        close_timeout=stop_timeout,
+        spill_dir=spill_dir,
+        read_ahead=READ_AHEAD,
+    )
     tasks: list[asyncio.Task[Any]] = []
     try:
         await feed.start()
