@@ -450,7 +450,7 @@ def _profiled(work: Any) -> None:
         prof.dump_stats(str(Path(out) / f"worker-{os.getpid()}.prof"))
 
 
-def main(argv: list[str] | None = None) -> None:
+def main_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="10 s burst at 10,000/s, 5 s steady")
     ap.add_argument("--json", action="store_true")
@@ -465,14 +465,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--to", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     p = ap.parse_args(argv)
+    if p.quick:
+        p.burst_rate, p.burst_seconds, p.steady_seconds = 10_000.0, 10.0, 5.0
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = main_args(argv)
     if p.worker == "record":
         _profiled(worker_record(p.config, p.shard, p.to, p.burst_seconds))
         return
     if p.worker == "consume":
         _profiled(worker_consume(p.url, p.to, p.burst_seconds))
         return
-    if p.quick:
-        p.burst_rate, p.burst_seconds, p.steady_seconds = 10_000.0, 10.0, 5.0
     rows = run(p)
     if p.json:
         print(json.dumps(rows))
