@@ -99,7 +99,7 @@ SLOW_WRITE = 3.0
 
 def _status_line(rec: Recorder, feed: Feed) -> Text:
     text = status_text(rec, feed)
-    return Text(text, style="bold red" if "SINK DOWN" in text else "bold")
+    return Text(text, style="bold red" if "SINK DOWN" in text or "BEHIND" in text else "bold")
 
 
 def status_text(rec: Recorder, feed: Feed) -> str:
@@ -118,12 +118,24 @@ def status_text(rec: Recorder, feed: Feed) -> str:
         v = next(iter(slow.values()))
         why = v["last_error"] if v["failing"] else f"a write has been waiting {v['writing_for']}s"
         failing = f"  SINK DOWN, retrying: {', '.join(map(where, slow))} ({why})"
+    else:
+        failing = _behind(rec, st, fs["queue_depth"], lag_s)
     return (
         f"records {st['records']:,} (+{st['written'] - st['records']:,} events)  "
         f"{st['rows_per_sec']:,.0f} rows/s  lag {lag_s}  "
         f"reconnects {fs['reconnects']}  dropped {fs['dropped']}  "
         f"decode errors {fs['decode_errors']}  sink errors {st['errors']}{failing}"
     )
+
+
+def _behind(rec: Recorder, st: dict[str, Any], queued: int, lag_s: str) -> str:
+    """A sink that cannot keep up: which (the one that spent the most time writing) and by how
+    much (items held by the recorder and queued in the feed, and the lag)."""
+    backlog = st["pending"] + queued
+    if backlog < 2 * rec.batch_size or not st["sinks"]:
+        return ""
+    url = max(st["sinks"], key=lambda u: st["sinks"][u]["write_seconds"])
+    return f"  BEHIND: {where(url.split('#', 1)[0])} by {backlog:,} items, lag {lag_s}"
 
 
 async def open_sinks(sinks: list[Sink], stopped: asyncio.Event) -> None:
