@@ -14,8 +14,8 @@ end), dropped (offered − recorded, with the simulator's and the feed's own dro
 receive→commit latency p50/p99 (overall and within the burst; every 10th record, from its
 receive time to the return of the sink's write — for nats, to PostgreSQL's commit in consume),
 CPU seconds per 10,000 records of each krfeed process, RSS at the start and end of each (and its
-peak). The collectors start, subscribe, report ready; then the profile starts; a process stops
-once nothing new has arrived for 3 s.
+peak). The collectors start, subscribe, report ready; then the profile starts; once it is
+over, each process stops when nothing new has been committed for 3 s.
 
     python benchmarks/fullmarket.py [--quick] [--json] [--only sqlite|nats]
     python benchmarks/fullmarket.py --burst-rate 30000 --burst-seconds 60 --steady-seconds 30
@@ -123,9 +123,12 @@ def _pcts(data: list[float]) -> dict[str, float | None]:
 
 
 async def _until_idle(sink: Timed) -> None:
+    """Until the parent says the profile is over (a line on stdin), then until nothing new has
+    been committed for IDLE seconds."""
+    await asyncio.to_thread(sys.stdin.readline)
     while True:
         await asyncio.sleep(0.2)
-        if sink.records and time.monotonic() - sink.last_commit > IDLE:
+        if time.monotonic() - sink.last_commit > IDLE:
             return
 
 
@@ -239,7 +242,9 @@ class Worker:
     def __init__(self, args: list[str]) -> None:
         cmd = [sys.executable, str(Path(__file__).resolve()), *args]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
         self.args = args
 
     def wait_ready(self, timeout: float = 300) -> dict[str, Any]:
@@ -248,6 +253,12 @@ class Worker:
         if not line:
             raise RuntimeError(f"worker {self.args} ended before it was ready")
         return dict(json.loads(line))
+
+    def stop(self) -> None:
+        """The profile is over: finish once nothing new arrives."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("stop\n")
+        self.proc.stdin.flush()
 
     def result(self, timeout: float = 900) -> dict[str, Any]:
         out, _ = self.proc.communicate(timeout=timeout)
@@ -374,6 +385,10 @@ def run_case(case: str, p: argparse.Namespace) -> dict[str, Any]:
                     ready.append(workers[-1].wait_ready())
                 sim_cpu0 = sim.cpu_seconds()
                 _start_profile(sim.url)
+                while not _sim_stats(sim.url)["profile"]["done"]:
+                    time.sleep(0.5)
+                for w in workers:
+                    w.stop()
                 results = [w.result() for w in workers]
                 st = _sim_stats(sim.url)
                 sim_cpu = sim.cpu_seconds() - sim_cpu0
