@@ -153,7 +153,9 @@ async def worker_record(config: str, shard: str | None, to: str, burst_seconds: 
         subs = [SubSpec(b, t, tuple(c)) for b, t, c in taken]
     sink = Timed(open_sink(to))
     feed = Feed(*brokers, options=cfg.session_options())
-    rec = Recorder(feed, [sink], read_ahead=READ_AHEAD)
+    # KRFEED_BENCH_READ_AHEAD: compare with another read-ahead (0: the Recorder's default)
+    ahead = int(os.environ.get("KRFEED_BENCH_READ_AHEAD", READ_AHEAD))
+    rec = Recorder(feed, [sink], read_ahead=ahead)
     await feed.start()
     for s in subs:
         await feed.subscribe(f"{s.broker}:{s.type}", list(s.codes), wait=False)
