@@ -13,8 +13,6 @@ Policies (DESIGN principles 5 and 6):
   holds one batch plus at most one item read while a timed flush was in progress — or, with
   ``read_ahead=N``, reads on while a batch is written and holds at most ``batch_size + N``
   items; a write then takes every item held (so a backlog costs one transaction, not many).
-  ``krfeed record`` uses ``read_ahead`` so that the feed keeps being read at the open while
-  the database commits.
 - A sink whose ``write`` raises is reported (log, ``status()``, the ``on_error`` callback) and the
   same batch is retried with capped, jittered exponential backoff until it succeeds; sinks that
   already took the batch are not written again. Meanwhile the Recorder reads nothing more, so
@@ -124,8 +122,7 @@ class Recorder:
     and decode errors. ``sinks``: one sink or several (opened by :meth:`run` unless
     ``open_sinks=False``; always closed when :meth:`run` ends). ``on_error(sink, exc, attempt)``
     is called for each failed write. ``backoff`` is (first delay, cap) in seconds.
-    ``spill_dir``: where batches a sink could not take by the stop deadline are saved.
-    ``read_ahead``: items read on while a batch is written (see the module doc).
+    ``spill_dir``: where unwritable batches are saved at stop. ``read_ahead``: see above.
     """
 
     def __init__(
@@ -289,9 +286,8 @@ class Recorder:
 
     async def _pump(self) -> None:
         # A reader task moves items from the source into the batch (no task per item); it
-        # pauses while the batch is full or being written, so nothing is read ahead — unless
-        # read_ahead: then it reads on while a batch is written, up to read_ahead items more,
-        # and the next write takes them all (one transaction for a backlog).
+        # pauses while the batch is full or being written, so nothing is read ahead (unless
+        # read_ahead: see the module doc).
         assert self._wake is not None
         wake = self._wake
         loop = asyncio.get_running_loop()

@@ -232,4 +232,19 @@ def take(
     return keys, mine, p
 
 
-__all__ = ["Plan", "Shard", "ShardError", "expand_codes", "plan", "take"]
+def take_text(
+    text: str,
+    brokers: Sequence[BrokerConfig],
+    subs: Sequence[tuple[str, str, Sequence[str]]],
+) -> tuple[list[BrokerConfig], list[tuple[str, str, list[str]]], str]:
+    """``--shard I/N`` given as text: :func:`take`, plus the line that says what was taken."""
+    mine, taken, whole = take(brokers, subs, Shard.parse(text))
+    regs = sum(len(whole.keys[whole.brokers.index(b)]) for b in mine)
+    line = (
+        f"shard {text}: {len(mine)} of {len(brokers)} app keys, "
+        f"{regs:,} of {whole.registrations():,} registrations"
+    )
+    return mine, taken, line
+
+
+__all__ = ["Plan", "Shard", "ShardError", "expand_codes", "plan", "take", "take_text"]

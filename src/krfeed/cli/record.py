@@ -422,12 +422,7 @@ def record(
     idle_timeout: IdleTimeoutOpt = None,
     shard: Annotated[
         str | None,
-        typer.Option(
-            "--shard",
-            metavar="I/N",
-            help="take shard I of N: a deterministic share of the subscriptions and of the "
-            "app keys that carry them (N collectors, one config, the market once)",
-        ),
+        typer.Option(metavar="I/N", help="shard I of N: its share of the subscriptions and keys"),
     ] = None,
 ) -> None:
     """Record records and control events into SQLite (default), JSONL, Parquet, PostgreSQL, NATS.
@@ -440,8 +435,17 @@ def record(
     urls = check_sinks(to or ["sqlite:///krfeed.db"])
     setup_logging(verbose)
     brokers = brokers_for(config, mock, sim, {s.broker for s in subs})
-    if shard is not None:
-        brokers, subs = _take_shard(shard, brokers, subs)
+    if shard is not None:  # this collector's app keys and subscriptions (krfeed.shard)
+        from krfeed.shard import ShardError, take_text
+
+        try:
+            brokers, mine, line = take_text(
+                shard, brokers, [(s.broker, s.type, s.codes) for s in subs]
+            )
+        except ShardError as e:
+            raise fail(str(e)) from None
+        say(line)
+        subs = [SubSpec(b, t, tuple(c)) for b, t, c in mine]
     options = session_options(config, mock, sim, idle_timeout)
     status = run(
         record_feed(
@@ -460,26 +464,6 @@ def record(
         )
     )
     _record_summary("recorded", status, urls)
-
-
-def _take_shard(
-    text: str, brokers: list[Any], subs: list[SubSpec]
-) -> tuple[list[Any], list[SubSpec]]:
-    """--shard I/N: this collector's app keys and subscriptions (:mod:`krfeed.shard`)."""
-    from krfeed.shard import Shard, ShardError, take
-
-    try:
-        mine, taken, whole = take(
-            brokers, [(s.broker, s.type, s.codes) for s in subs], Shard.parse(text)
-        )
-    except ShardError as e:
-        raise fail(str(e)) from None
-    regs = sum(len(whole.keys[whole.brokers.index(b)]) for b in mine)
-    say(
-        f"shard {text}: {len(mine)} of {len(brokers)} app keys, "
-        f"{regs:,} of {whole.registrations():,} registrations"
-    )
-    return mine, [SubSpec(b, t, tuple(c)) for b, t, c in taken]
 
 
 def _record_summary(verb: str, status: dict[str, Any], urls: list[str]) -> None:

@@ -17,15 +17,34 @@ the first subscription (``start="subscribe"``) or by :meth:`ProfileRunner.start`
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from krfeed.records.base import Record
+from krfeed.sim.config import SimConfig
+from krfeed.sim.connections import Conn, Out
+from krfeed.sim.market import Market
 from krfeed.sim.universe import Draw, OpeningProfile, activity_weights
 
-if TYPE_CHECKING:
-    from krfeed.sim.connections import Conn
-    from krfeed.sim.server import Simulator
+log = logging.getLogger("krfeed.sim")
+
+
+class ProfileHost(Protocol):
+    """What the profile uses of the simulator (:class:`~krfeed.sim.server.Simulator`)."""
+
+    config: SimConfig
+    market: Market
+    conns: dict[int, Conn]
+    counters: Counter[str]
+
+    def _subscribers(self) -> dict[str, list[tuple[Conn, str, str]]]: ...
+
+    def kis_fields(self, rec: Record) -> list[str]: ...
+
+    def kiwoom_real(self, entries: list[tuple[str, str, Any]], kind: str = "data") -> Out: ...
+
 
 #: Records per (type, code) pool: enough to vary the values, few enough to build quickly. A
 #: frame holds at most this many, so its records all differ (equal records in one frame would
@@ -37,7 +56,7 @@ class ProfileRunner:
     """Runs an :class:`OpeningProfile` on a :class:`~krfeed.sim.server.Simulator`."""
 
     def __init__(
-        self, sim: Simulator, profile: OpeningProfile, *, start: str = "subscribe"
+        self, sim: ProfileHost, profile: OpeningProfile, *, start: str = "subscribe"
     ) -> None:
         if start not in ("subscribe", "manual"):
             raise ValueError("the profile starts on 'subscribe' or 'manual'")
@@ -141,8 +160,6 @@ class ProfileRunner:
                 self.step()
             except Exception:  # pragma: no cover - keep the market alive, but say so
                 self.sim.counters["profile_errors"] += 1
-                from krfeed.sim.feeding import log
-
                 log.exception("profile step failed")
 
     def step(self) -> None:
@@ -161,8 +178,6 @@ class ProfileRunner:
         self._send(picks)
 
     def _send(self, picks: dict[int, int]) -> None:
-        from krfeed.sim.connections import Out
-
         sim = self.sim
         batch = max(1, min(sim.config.max_batch, POOL))
         counts: Counter[str] = Counter()
