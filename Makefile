@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint unit bench codegen clean browser vendor-web
+.PHONY: install demo test lint unit bench bench-full codegen clean browser vendor-web
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -44,8 +44,12 @@ vendor-web:
 unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
+# make bench BENCH=--full (or make bench-full): also the whole market at the open
 bench: install
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(BENCH)
+
+bench-full: install
+	$(BIN)/python benchmarks/run.py --full
 
 codegen: install
 	$(BIN)/python -m krfeed.schema.codegen

@@ -3,7 +3,8 @@ in the same run, the ratio, and the target of issue 8.
 
     python benchmarks/run.py            # everything (a few minutes)
     python benchmarks/run.py --quick    # short runs (about a minute)
-    python benchmarks/run.py --full     # the footprint over 5 million records
+    python benchmarks/run.py --full     # the footprint over 5 million records, and the whole
+                                        # market at the open (fullmarket.py, several minutes)
     python benchmarks/run.py --json     # the rows (and every raw figure) as one JSON object
     python benchmarks/run.py --only decode,stream
 
@@ -17,7 +18,10 @@ Sections (each module also runs on its own):
   consumer, against a bare aiohttp receive loop on the same frames;
 - record (record.py): the same stream through the Recorder into SQLite, JSONL and Parquet;
 - footprint (footprint.py): RSS over many records (fast and slow consumer), the CPU of an
-  idle session holding 41 registrations.
+  idle session holding 41 registrations;
+- fullmarket (fullmarket.py; with ``--full`` or ``--only fullmarket``): 2,700 H0STCNT0 codes
+  over 66 keys + H0STPGM0 for 500 codes over 13 keys with the opening profile, into SQLite, and
+  with two shards into NATS and one consume into PostgreSQL.
 
 Timing is never a test: the machine is shared and noisy. Every ratio is taken within one run,
 the codec and its floor taking turns.
@@ -41,7 +45,7 @@ sys.path.insert(0, str(HERE))
 
 PYKIS = "python-kis==2.1.6"
 PYKIS_DIR = HERE / ".pykis"
-SECTIONS = ("decode", "pykis", "stream", "record", "footprint")
+SECTIONS = ("decode", "pykis", "stream", "record", "footprint", "fullmarket")
 
 
 def _row(
@@ -282,6 +286,40 @@ def footprint_rows(quick: bool, full: bool) -> list[dict[str, Any]]:
     return out
 
 
+def fullmarket_rows() -> list[dict[str, Any]]:
+    import fullmarket
+
+    out = []
+    for r in fullmarket.run(fullmarket.main_args([])):
+        for w in r["processes"]:
+            lat, rss = w["latency_s"], w["rss_mb"]
+            out.append(
+                _row(
+                    "fullmarket",
+                    f"{r['case']} {w['role']}: receive→commit p50/p99 (burst)",
+                    f"{lat['burst']['p50']}/{lat['burst']['p99']} s",
+                    f"{w['cpu_s_per_10k']} CPU-s/10k, RSS {rss[1]:.0f}→{rss[2]:.0f} MB",
+                    "",
+                    "p99 ≤ 1 s",
+                    lat["burst"]["p99"] is not None and lat["burst"]["p99"] <= 1.0,
+                    data=w,
+                )
+            )
+        out.append(
+            _row(
+                "fullmarket",
+                f"{r['case']}: recorded of offered",
+                f"{r['recorded']:,} of {r['offered']:,}",
+                f"dropped {r['dropped']:,}",
+                f"{r['recorded'] / r['offered']:.3f}" if r["offered"] else "",
+                "0 dropped",
+                r["dropped"] == 0,
+                data={k: v for k, v in r.items() if k != "processes"},
+            )
+        )
+    return out
+
+
 # ---- output ----
 
 
@@ -332,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         print(table(saved["rows"]))
         return 0
     only = set(args.only.split(",")) if args.only else set(SECTIONS)
+    if not args.full and not args.only:
+        only.discard("fullmarket")  # several minutes: with --full or --only fullmarket
     unknown = only - set(SECTIONS)
     if unknown:
         p.error(f"unknown section(s): {', '.join(sorted(unknown))}")
@@ -341,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         ("stream", lambda: stream_rows(args.quick)),
         ("record", lambda: record_rows(args.quick)),
         ("footprint", lambda: footprint_rows(args.quick, args.full)),
+        ("fullmarket", fullmarket_rows),
     ]
     rows: list[dict[str, Any]] = []
     t0 = time.monotonic()

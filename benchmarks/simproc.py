@@ -25,14 +25,15 @@ class SimProcess:
     """``python -m krfeed sim --port 0 --rate 0`` (no market data of its own: only what the
     benchmark mode pushes, and heartbeats every ``ping_interval`` seconds)."""
 
-    def __init__(self, ping_interval: float = 10.0) -> None:
+    def __init__(self, ping_interval: float = 10.0, extra: list[str] | None = None) -> None:
         self.ping_interval = ping_interval
+        self.extra = list(extra or [])
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
 
     def __enter__(self) -> SimProcess:
         cmd = [sys.executable, "-m", "krfeed", "sim", "--port", "0", "--rate", "0"]
-        cmd += ["--ping-interval", str(self.ping_interval)]
+        cmd += ["--ping-interval", str(self.ping_interval), *self.extra]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env

@@ -18,6 +18,8 @@
     idle_floor = 3           # the least the learned limit can be
     reconnect_cap = 2        # quick socket retries within this (0: always the slow backoff)
     backoff_cap = 30         # the slow path: authentication, refusals
+    subscribe_interval = 0.05  # between subscribe frames on one connection (20/s)
+    connect_interval = 0.1   # between the first connections of many app keys (10/s)
 
 The file is looked for at ``--config``, ``$KRFEED_CONFIG``, ``./krfeed.toml``, then
 ``~/.config/krfeed/krfeed.toml``. ``KRFEED_KIWOOM_APPKEY``/``_SECRETKEY`` and
@@ -211,7 +213,15 @@ def _need(d: dict[str, Any], key: str, broker: str, i: int) -> str:
 
 
 #: [session] keys: seconds, except idle_heartbeats (a count); each must be >= 0.
-SESSION_KEYS = ("idle_timeout", "idle_heartbeats", "idle_floor", "reconnect_cap", "backoff_cap")
+SESSION_KEYS = (
+    "idle_timeout",
+    "idle_heartbeats",
+    "idle_floor",
+    "reconnect_cap",
+    "backoff_cap",
+    "subscribe_interval",
+    "connect_interval",
+)
 
 
 def _session_table(table: object, where: str) -> dict[str, float]:

@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import nats
 import nats.errors
@@ -53,6 +54,12 @@ class ConsumeStatus:
     undecodable: int = 0  # messages that were not krfeed payloads
     redelivered: int = 0  # messages delivered more than once (a previous consumer did not ack)
     sink_failures: int = 0  # failed sink writes (each retried)
+    #: The durable consumer as the server sees it (all members of the group together),
+    #: refreshed about every ``lag_interval`` seconds: messages not yet delivered (the lag),
+    #: delivered and not yet acknowledged, and redelivered.
+    lag: int | None = None
+    ack_pending: int | None = None
+    redeliveries: int | None = None
     last_error: str = ""
     started: float = field(default_factory=time.time)
 
@@ -70,6 +77,7 @@ async def consume(
     stop: asyncio.Event | None = None,
     status: ConsumeStatus | None = None,
     open_timeout: float = 10.0,
+    lag_interval: float = 1.0,
 ) -> ConsumeStatus:
     """Move items from JetStream into ``sinks`` until ``stop`` is set (or the task is cancelled).
 
@@ -78,7 +86,8 @@ async def consume(
     without ``stream`` the stream that captures ``subjects`` is looked up. ``sinks``: opened
     :class:`~krfeed.sinks.base.Sink` objects (left open) or sink URLs (opened and closed
     here). ``durable``: the consumer's name — restarting with the same name resumes after the
-    last acknowledged message.
+    last acknowledged message, and several processes with the same name share the work (each
+    message goes to one of them).
     ``batch``: messages fetched and written per transaction; ``max_wait``: seconds a fetch
     waits for messages (and so how soon ``stop`` is noticed); ``ack_wait``: seconds before an
     unacknowledged message is redelivered (set when the consumer is created).
@@ -127,7 +136,11 @@ async def consume(
         )
         psub = await js.pull_subscribe(subjects, durable=durable, stream=stream_name, config=config)
         st.running = True
+        lag_at = 0.0
         while not stop.is_set():
+            if time.monotonic() >= lag_at:
+                lag_at = time.monotonic() + lag_interval
+                await _lag(psub, st)
             try:
                 msgs = await psub.fetch(batch, timeout=max_wait)
             except nats.errors.TimeoutError:
@@ -167,6 +180,18 @@ async def consume(
             with contextlib.suppress(Exception):
                 await sink.close()
     return st
+
+
+async def _lag(psub: Any, st: ConsumeStatus) -> None:
+    """The durable consumer's lag, acks pending and redeliveries, from the server."""
+    try:
+        info = await asyncio.wait_for(psub.consumer_info(), timeout=2.0)
+    except (nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError) as e:
+        st.last_error = f"consumer info: {type(e).__name__}: {e}"
+        return
+    st.lag = info.num_pending
+    st.ack_pending = info.num_ack_pending
+    st.redeliveries = info.num_redelivered
 
 
 def _decode(msg: Msg, st: ConsumeStatus) -> Item:

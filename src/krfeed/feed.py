@@ -129,7 +129,9 @@ class Feed:
         if self._started:
             return
         self._started = True
-        self._http = aiohttp.ClientSession()
+        # No connection limit: every app key holds a WebSocket for good (aiohttp's default of
+        # 100 would stall the 101st session, and the REST calls behind them).
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         counts: Counter[str] = Counter()
         for cfg in self.brokers:
             counts[cfg.broker] += 1
@@ -137,6 +139,7 @@ class Feed:
             s = registry.adapter_for(cfg).session(name, cfg, self._http, self, self.options)
             self.sessions.append(s)
             self._broker_of[name] = s.broker
+            s.start_delay = (counts[cfg.broker] - 1) * self.options.connect_interval
             s.start()
 
     async def close(self, timeout: float = 5.0) -> None:

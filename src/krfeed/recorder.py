@@ -10,7 +10,9 @@ Policies (DESIGN principles 5 and 6):
 
 - A batch is written when it holds ``batch_size`` items or its first item is ``batch_interval``
   seconds old; one batch at a time, to all sinks concurrently. Memory is bounded: the Recorder
-  holds one batch plus at most one item read while a timed flush was in progress.
+  holds one batch plus at most one item read while a timed flush was in progress — or, with
+  ``read_ahead=N``, reads on while a batch is written and holds at most ``batch_size + N``
+  items; a write then takes every item held (so a backlog costs one transaction, not many).
 - A sink whose ``write`` raises is reported (log, ``status()``, the ``on_error`` callback) and the
   same batch is retried with capped, jittered exponential backoff until it succeeds; sinks that
   already took the batch are not written again. Meanwhile the Recorder reads nothing more, so
@@ -120,7 +122,7 @@ class Recorder:
     and decode errors. ``sinks``: one sink or several (opened by :meth:`run` unless
     ``open_sinks=False``; always closed when :meth:`run` ends). ``on_error(sink, exc, attempt)``
     is called for each failed write. ``backoff`` is (first delay, cap) in seconds.
-    ``spill_dir``: where batches a sink could not take by the stop deadline are saved.
+    ``spill_dir``: where unwritable batches are saved at stop. ``read_ahead``: see above.
     """
 
     def __init__(
@@ -134,6 +136,7 @@ class Recorder:
         backoff: tuple[float, float] = (0.1, 10.0),
         close_timeout: float | None = 30.0,
         open_sinks: bool = True,
+        read_ahead: int = 0,
         spill_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if batch_size < 1:
@@ -145,6 +148,9 @@ class Recorder:
         if not self.sinks:
             raise ValueError("Recorder needs at least one sink")
         self.batch_size = batch_size
+        if read_ahead < 0:
+            raise ValueError("read_ahead must be at least 0")
+        self.read_ahead = read_ahead
         self.batch_interval = batch_interval
         self.on_error = on_error
         self.backoff = backoff
@@ -280,7 +286,8 @@ class Recorder:
 
     async def _pump(self) -> None:
         # A reader task moves items from the source into the batch (no task per item); it
-        # pauses while the batch is full or being written, so nothing is read ahead.
+        # pauses while the batch is full or being written, so nothing is read ahead (unless
+        # read_ahead: see the module doc).
         assert self._wake is not None
         wake = self._wake
         loop = asyncio.get_running_loop()
@@ -288,6 +295,7 @@ class Recorder:
         may_read = asyncio.Event()
         may_read.set()
         size = self.batch_size
+        limit = size + self.read_ahead
 
         async def read() -> None:
             it: AsyncIterator[Item] = aiter(self.source)
@@ -304,9 +312,11 @@ class Recorder:
                         wake.set()
                     batch.append(item)
                     self._read += 1
-                    if len(batch) >= size:
-                        may_read.clear()
+                    n = len(batch)
+                    if n >= size:
                         wake.set()
+                        if n >= limit:
+                            may_read.clear()
             finally:
                 wake.set()
 
@@ -317,7 +327,8 @@ class Recorder:
                 if reader.done():  # the source ended (or failed): final flush below
                     break
                 if n >= size or (n and loop.time() >= self._first_at + self.batch_interval):
-                    may_read.clear()
+                    if not self.read_ahead:
+                        may_read.clear()
                     await self._flush()
                     if batch:  # read while a timed write was under way
                         self._first_at = loop.time()
@@ -340,7 +351,7 @@ class Recorder:
             raise exc
 
     async def _flush(self) -> None:
-        batch = self._batch[: self.batch_size]
+        batch = self._batch[: self.batch_size + self.read_ahead]
         if not batch:
             return
         # Not cancellable half-way: a sink may be committing. When run() is cancelled, the

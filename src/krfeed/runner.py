@@ -28,6 +28,7 @@ from krfeed.logs import get_logger
 from krfeed.records.base import Record
 from krfeed.schema.catalog import BROKERS, UnknownType, get_type
 from krfeed.session import SessionOptions, SubState
+from krfeed.shard import expand_codes
 
 log = get_logger("krfeed.run")
 
@@ -43,7 +44,8 @@ class SubSpec:
 
 
 def parse_sub(spec: str) -> SubSpec:
-    """``kiwoom:0B:005930,000660`` / ``kis:H0STPGM0:005930`` / ``kiwoom:00`` → SubSpec."""
+    """``kiwoom:0B:005930,000660`` / ``kis:H0STPGM0:005930`` / ``kiwoom:00`` → SubSpec
+    (codes also as ``@krx``, ``@krx/500``, ``@FILE``: :func:`krfeed.shard.expand_codes`)."""
     parts = spec.split(":")
     if len(parts) < 2 or len(parts) > 3:
         raise ValueError(f"subscription {spec!r} should look like BROKER:TYPE[:CODE,CODE…]")
@@ -54,7 +56,7 @@ def parse_sub(spec: str) -> SubSpec:
         rt = get_type(broker, parts[1])
     except UnknownType as e:
         raise ValueError(str(e)) from None
-    codes = tuple(c.strip() for c in parts[2].split(",") if c.strip()) if len(parts) == 3 else ()
+    codes = tuple(expand_codes(parts[2])) if len(parts) == 3 else ()  # also @krx, @FILE
     if not codes and not rt.account:
         raise ValueError(
             f"subscription {spec!r}: {broker} {rt.code} needs codes, e.g. {spec}:005930"

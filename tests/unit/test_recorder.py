@@ -233,3 +233,26 @@ async def test_cancelling_run_mid_write_neither_loses_nor_repeats_a_batch() -> N
     got = [r.received_at for r in sink.items]
     assert got == [record(i).received_at for i in range(source.produced)]
     assert sink.closed == 1
+
+
+# ---- read_ahead (what krfeed record uses) ----
+
+
+async def test_read_ahead_reads_on_during_slow_writes_and_writes_the_backlog_at_once() -> None:
+    source = Counting(3000)
+    sink = MemorySink(delay=0.02, fail=2)
+    held: list[int] = []
+    sink.on_write = lambda batch: held.append(source.produced - len(sink.items))
+    rec = Recorder(source, sink, batch_size=50, read_ahead=400, backoff=(0.001, 0.002))
+    await rec.run()
+    assert [r.received_at for r in sink.items] == [record(i).received_at for i in range(3000)]
+    assert max(held) <= 450  # bounded: one batch plus the read-ahead
+    assert max(held) > 50  # read on while the first batch was retried
+    assert max(len(b) for b in sink.batches) == 450  # a backlog in one write
+    st = rec.status()
+    assert st["read"] == st["written"] == 3000
+
+
+def test_read_ahead_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="read_ahead must be at least 0"):
+        Recorder(Counting(1), MemorySink(), read_ahead=-1)

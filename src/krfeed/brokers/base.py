@@ -9,14 +9,21 @@ SIM_APPKEY = "SIMAPPKEY{n:02d}" + "0" * 25
 SIM_SECRET = "SIMAPPSECRET{n:02d}" + "0" * 166
 
 
+def _sim_key(template: str, n: int, width: int) -> str:
+    if n < 100:
+        return template.format(n=n)
+    # 100 and up (``krfeed sim --keys N``): a marker keeps the padded keys distinct
+    return (template.split("{", 1)[0] + f"{n}K").ljust(width, "0")
+
+
 def sim_appkey(n: int = 1) -> str:
-    """The simulator's default app key N (1 … 8)."""
-    return SIM_APPKEY.format(n=n)
+    """The simulator's default app key N (1 … 8; ``krfeed sim --keys N`` serves 1 … N)."""
+    return _sim_key(SIM_APPKEY, n, 36)
 
 
 def sim_secret(n: int = 1) -> str:
     """The secret of :func:`sim_appkey` N."""
-    return SIM_SECRET.format(n=n)
+    return _sim_key(SIM_SECRET, n, 180)
 
 
 def mask_key(s: str) -> str:

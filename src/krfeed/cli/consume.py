@@ -69,9 +69,10 @@ async def _consume(
 
     def line() -> str:
         failing = f", sink failing: {status.last_error}" if status.last_error else ""
+        lag = "-" if status.lag is None else f"{status.lag:,}"
         return (
-            f"{status.messages:,} messages, {status.records:,} records, "
-            f"sink failures {status.sink_failures}{failing}"
+            f"{status.messages:,} messages, {status.records:,} records, lag {lag}, "
+            f"redelivered {status.redelivered:,}, sink failures {status.sink_failures}{failing}"
         )
 
     async def progress() -> None:

@@ -51,6 +51,10 @@ from krfeed.runner import (
 from krfeed.session import SessionOptions
 from krfeed.sinks import Sink, open_sink, timeout_option, where
 
+#: Items ``record`` reads on while a batch is committed (the Recorder's read_ahead): the feed
+#: keeps being read at the open, and a backlog is written in one transaction.
+READ_AHEAD = 20_000
+
 
 class _Watched:
     """The feed as the recorder's source, also feeding a view and watching for the end."""
@@ -95,7 +99,7 @@ SLOW_WRITE = 3.0
 
 def _status_line(rec: Recorder, feed: Feed) -> Text:
     text = status_text(rec, feed)
-    return Text(text, style="bold red" if "SINK DOWN" in text else "bold")
+    return Text(text, style="bold red" if "SINK DOWN" in text or "BEHIND" in text else "bold")
 
 
 def status_text(rec: Recorder, feed: Feed) -> str:
@@ -114,12 +118,24 @@ def status_text(rec: Recorder, feed: Feed) -> str:
         v = next(iter(slow.values()))
         why = v["last_error"] if v["failing"] else f"a write has been waiting {v['writing_for']}s"
         failing = f"  SINK DOWN, retrying: {', '.join(map(where, slow))} ({why})"
+    else:
+        failing = _behind(rec, st, fs["queue_depth"], lag_s)
     return (
         f"records {st['records']:,} (+{st['written'] - st['records']:,} events)  "
         f"{st['rows_per_sec']:,.0f} rows/s  lag {lag_s}  "
         f"reconnects {fs['reconnects']}  dropped {fs['dropped']}  "
         f"decode errors {fs['decode_errors']}  sink errors {st['errors']}{failing}"
     )
+
+
+def _behind(rec: Recorder, st: dict[str, Any], queued: int, lag_s: str) -> str:
+    """A sink that cannot keep up: which (the one that spent the most time writing) and by how
+    much (items held by the recorder and queued in the feed, and the lag)."""
+    backlog = st["pending"] + queued
+    if backlog < 2 * rec.batch_size or not st["sinks"]:
+        return ""
+    url = max(st["sinks"], key=lambda u: st["sinks"][u]["write_seconds"])
+    return f"  BEHIND: {where(url.split('#', 1)[0])} by {backlog:,} items, lag {lag_s}"
 
 
 async def open_sinks(sinks: list[Sink], stopped: asyncio.Event) -> None:
@@ -215,7 +231,14 @@ async def record_feed(
     feed = Feed(*brokers, options=options, on_raw=journal)
     watch = Watch(feed, connect_timeout)
     source = _Watched(feed, view, count, watch, end, printer)
-    rec = Recorder(source, sinks, open_sinks=False, close_timeout=stop_timeout, spill_dir=spill_dir)
+    rec = Recorder(
+        source,
+        sinks,
+        open_sinks=False,
+        close_timeout=stop_timeout,
+        spill_dir=spill_dir,
+        read_ahead=READ_AHEAD,
+    )
     tasks: list[asyncio.Task[Any]] = []
     try:
         await feed.start()
@@ -397,6 +420,10 @@ def record(
     status_every: StatusEveryOpt = 10.0,
     verbose: VerboseOpt = False,
     idle_timeout: IdleTimeoutOpt = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(metavar="I/N", help="shard I of N: its share of the subscriptions and keys"),
+    ] = None,
 ) -> None:
     """Record records and control events into SQLite (default), JSONL, Parquet, PostgreSQL, NATS.
 
@@ -408,6 +435,17 @@ def record(
     urls = check_sinks(to or ["sqlite:///krfeed.db"])
     setup_logging(verbose)
     brokers = brokers_for(config, mock, sim, {s.broker for s in subs})
+    if shard is not None:  # this collector's app keys and subscriptions (krfeed.shard)
+        from krfeed.shard import ShardError, take_text
+
+        try:
+            brokers, mine, line = take_text(
+                shard, brokers, [(s.broker, s.type, s.codes) for s in subs]
+            )
+        except ShardError as e:
+            raise fail(str(e)) from None
+        say(line)
+        subs = [SubSpec(b, t, tuple(c)) for b, t, c in mine]
     options = session_options(config, mock, sim, idle_timeout)
     status = run(
         record_feed(

@@ -36,11 +36,19 @@ def parse_fault_flag(spec: str) -> tuple[str, dict[str, Any], float, float]:
     return action.strip(), params, start, every
 
 
-async def _run(config: SimConfig, faults: list[tuple[str, dict[str, Any], float, float]]) -> None:
+async def _run(
+    config: SimConfig,
+    faults: list[tuple[str, dict[str, Any], float, float]],
+    write_config: Path | None = None,
+    keys: list[str] | None = None,
+) -> None:
     from krfeed.sim.server import Simulator
 
     sim = Simulator(config)
     await sim.start()
+    if write_config is not None:
+        table = sim.credentials
+        write_client_config(write_config, sim.url, [(k, table[k]) for k in keys or table])
     stop = asyncio.Event()
 
     async def inject(action: str, params: dict[str, Any], start: float, every: float) -> None:
@@ -76,6 +84,22 @@ def _credentials_problem(path: Path | None, e: ValueError) -> str:
         except (OSError, UnicodeDecodeError):
             pass
     return f"cannot read the credentials file {path}: {e}"
+
+
+def write_client_config(path: Path, url: str, keys: list[tuple[str, str]]) -> None:
+    """A krfeed.toml for the clients of a simulator at ``url``: one [[kis]] table per app key
+    (the same file for every collector; ``krfeed record --shard I/N`` takes its share)."""
+    lines = [f"# written by krfeed sim for the simulator at {url}", ""]
+    for n, (appkey, secret) in enumerate(keys, 1):
+        lines += [
+            "[[kis]]",
+            f'appkey = "{appkey}"',
+            f'secretkey = "{secret}"',
+            f'hts_id = "simuser{n}"',
+            f'rest_url = "{url}"',
+            "",
+        ]
+    path.write_text("\n".join(lines), encoding="utf-8")
 
 
 def sim_command(
@@ -120,6 +144,55 @@ def sim_command(
             "ahead of krfeed)",
         ),
     ] = 0,
+    universe: Annotated[
+        str | None,
+        typer.Option(
+            help="the market's listings: krx (about 2,700 KOSPI and KOSDAQ codes with "
+            "names), kospi or kosdaq",
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="opening: market data as at the open (a burst, then a steady rate, skewed "
+            "per code) instead of --rate per subscription",
+        ),
+    ] = None,
+    burst_rate: Annotated[
+        float, typer.Option("--burst-rate", help="opening profile: records/s in the burst")
+    ] = 30_000.0,
+    burst_seconds: Annotated[
+        float, typer.Option("--burst-seconds", help="opening profile: length of the burst")
+    ] = 60.0,
+    steady_rate: Annotated[
+        float, typer.Option("--steady-rate", help="opening profile: records/s after it")
+    ] = 5_000.0,
+    profile_duration: Annotated[
+        float | None,
+        typer.Option("--profile-duration", help="opening profile: stop after S seconds"),
+    ] = None,
+    profile_start: Annotated[
+        str,
+        typer.Option(
+            "--profile-start",
+            help="subscribe (the first subscription starts the clock) or manual "
+            "(POST /_sim/profile)",
+        ),
+    ] = "subscribe",
+    skew: Annotated[
+        float, typer.Option(help="opening profile: Zipf exponent of per-code activity")
+    ] = 1.0,
+    keys: Annotated[
+        int | None,
+        typer.Option("--keys", min=1, max=999, help="serve the built-in app keys 1..N (default 8)"),
+    ] = None,
+    write_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-config",
+            help="write a krfeed.toml with a [[kis]] table for each app key, pointing here",
+        ),
+    ] = None,
     fault: Annotated[
         list[str] | None,
         typer.Option(
@@ -142,6 +215,34 @@ def sim_command(
     except ValueError as e:
         err(f"krfeed: {e}", err=True)
         raise typer.Exit(2) from None
+    from krfeed.sim.universe import UNIVERSES, OpeningProfile
+
+    if universe is not None and universe not in UNIVERSES:
+        err(f"krfeed: --universe must be one of {', '.join(UNIVERSES)}, not {universe!r}", err=True)
+        raise typer.Exit(2)
+    if profile not in (None, "opening"):
+        err(f"krfeed: --profile must be opening, not {profile!r}", err=True)
+        raise typer.Exit(2)
+    if profile_start not in ("subscribe", "manual"):
+        err(f"krfeed: --profile-start must be subscribe or manual, not {profile_start!r}", err=True)
+        raise typer.Exit(2)
+    if keys is not None and credentials is not None:
+        err("krfeed: give --keys or --credentials, not both", err=True)
+        raise typer.Exit(2)
+    try:
+        opening = (
+            OpeningProfile(burst_rate, burst_seconds, steady_rate, profile_duration, skew)
+            if profile
+            else None
+        )
+    except ValueError as e:
+        err(f"krfeed: {e}", err=True)
+        raise typer.Exit(2) from None
+    table: Any = credentials
+    if keys is not None:
+        from krfeed.brokers import sim_appkey, sim_secret
+
+        table = {sim_appkey(n): sim_secret(n) for n in range(1, keys + 1)}
     config = SimConfig(
         host=host,
         port=port,
@@ -151,14 +252,17 @@ def sim_command(
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
         mock=mock,
-        credentials=credentials,
+        credentials=table,
         page_size=page_size,
         session_cycle=session_cycle,
         legacy_layouts=legacy_layouts,
         unknown_fields=unknown_fields,
+        universe=universe,
+        profile=opening,
+        profile_start=profile_start,
     )
     try:
-        config.credential_table()
+        keys_served = list(config.credential_table())
     except OSError as e:
         err(f"krfeed: cannot read the credentials file {credentials}: {e.strerror}", err=True)
         raise typer.Exit(2) from None
@@ -166,7 +270,7 @@ def sim_command(
         err(f"krfeed: {_credentials_problem(credentials, e)}", err=True)
         raise typer.Exit(2) from None
     try:
-        asyncio.run(_run(config, faults))
+        asyncio.run(_run(config, faults, write_config, keys_served))
     except OSError as e:
         err(f"krfeed: cannot serve on {host}:{port}: {e.strerror or e}", err=True)
         raise typer.Exit(1) from None

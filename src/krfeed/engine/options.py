@@ -44,7 +44,14 @@ class SessionOptions:
     #: A session counts as healthy (backoff resets) after receiving data, or after this long
     #: logged in with its subscriptions confirmed.
     healthy_after: float = 10.0
+    #: Seconds between (un)subscribe frames on one connection: 20 a second (UNVERIFIED: KIS
+    #: documents 20 REST calls/s per real account and warns that bursts of subscribes can get
+    #: an app key blocked; [session] subscribe_interval).
     subscribe_interval: float = 0.05
+    #: Seconds between the first connections of a feed's sessions of one broker, so that 66+
+    #: app keys do not ask for approval keys / tokens all at once (10 a second, below KIS's 20
+    #: REST calls/s; [session] connect_interval). Reconnects are spread by their jitter.
+    connect_interval: float = 0.1
     #: Consecutive failed logins / auth errors before a session gives up.
     max_auth_failures: int = 5
     #: KIS OPSP8996 (app key in use) within this long after a working connection was lost is

@@ -105,6 +105,8 @@ class Session(Connection):
         self._auth_failures = 0
         self._lost_good_at: float | None = None  # when a connection that had worked ended
         self.failed: str | None = None
+        #: Seconds to wait before the first connection (set by the Feed: connect_interval).
+        self.start_delay = 0.0
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.stats.state}>"
@@ -252,6 +254,8 @@ class Session(Connection):
 
     async def _run(self) -> None:
         verdict = Verdict("")
+        if self.start_delay > 0:  # the feed paces the first connections of many app keys
+            await asyncio.sleep(self.start_delay)
         while not self._closing:
             self._opened_at = 0.0
             try:

@@ -138,6 +138,7 @@ class Admin(MarketFeed):
             "orders": orders,
             "auto_orders": self.auto.placed if self.auto else 0,
             "bench": {str(k): dict(v) for k, v in self.benches.items()},
+            "profile": None if self.profile is None else self.profile.stats(),
             **{k: v for k, v in self.counters.items()},
         }
 
@@ -292,6 +293,37 @@ class Admin(MarketFeed):
             return web.json_response({"ok": False, "error": str(e)}, status=400)
         info = self.benches[bid]
         return web.json_response({"ok": True, "bench_id": bid, "connections": info["connections"]})
+
+    async def _admin_profile(self, request: web.Request) -> web.StreamResponse:
+        """POST /_sim/profile {"action": "start"}: start (or restart) the opening profile."""
+        try:
+            body = loads(await request.read() or b"{}")
+        except msgspec.DecodeError:
+            body = None
+        if not isinstance(body, dict) or body.get("action", "start") != "start":
+            return web.json_response(
+                {"ok": False, "error": 'body must be {"action": "start"}'}, status=400
+            )
+        if self.profile is None:
+            return web.json_response(
+                {"ok": False, "error": "the simulator runs without a profile (--profile)"},
+                status=409,
+            )
+        self.profile.start()
+        return web.json_response({"ok": True, "profile": self.profile.stats()})
+
+    async def _admin_universe(self, request: web.Request) -> web.StreamResponse:
+        """GET /_sim/universe: the listings (code, name, market, rank) of --universe."""
+        from krfeed.sim.universe import krx, universe_codes
+
+        name = self.config.universe or "krx"
+        listed = set(universe_codes(name))
+        rows = [
+            {"code": x.code, "name": x.name, "market": x.market, "rank": x.rank}
+            for x in krx()
+            if x.code in listed
+        ]
+        return web.json_response({"universe": name, "listings": rows}, dumps=dumps)
 
     async def _admin_orders(self, request: web.Request) -> web.StreamResponse:
         broker = request.query.get("broker", "kiwoom")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from krfeed.brokers import sim_appkey, sim_secret
+from krfeed.sim.universe import OpeningProfile
 
 #: The default credential table: :func:`krfeed.brokers.sim_appkey` N -> ``sim_secret`` N,
 #: N = 1 … 8 (the shapes of real keys: app key 36 characters, secret 180).
@@ -64,6 +65,13 @@ class SimConfig:
     unknown_fields: int = 0
     #: Stock codes auto-orders trade (None = the model's built-in universe).
     codes: tuple[str, ...] | None = None
+    #: The market's listings (names): "krx", "kospi" or "kosdaq" (see krfeed.sim.universe).
+    universe: str | None = None
+    #: Market data from the opening profile instead of ``rate`` per subscription.
+    profile: OpeningProfile | None = None
+    #: When the profile's clock starts: at the first subscription, or "manual"
+    #: (``POST /_sim/profile``).
+    profile_start: str = "subscribe"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

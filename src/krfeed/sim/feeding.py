@@ -33,6 +33,7 @@ from krfeed.sim.orders import OrderEngine, OrderEvent
 
 if TYPE_CHECKING:
     from krfeed.sim.host import SimHost
+    from krfeed.sim.profile import ProfileRunner
 
 log = logging.getLogger("krfeed.sim")
 
@@ -58,6 +59,8 @@ class MarketFeed:
     counters: Counter[str]
     _last_phase: Phase | None
     _steps: random.Random
+    #: The opening profile (``--profile opening``), which then feeds subscribed market data.
+    profile: ProfileRunner | None
 
     def kis_fields(self, rec: Record) -> list[str]:
         """The wire fields of a KIS record: today's layout, or with ``legacy_layouts`` the
@@ -119,7 +122,8 @@ class MarketFeed:
                 i += 1
                 self._announce_phase(PHASES[i % len(PHASES)], now, pending)
             self._last_phase = phase
-        subs = self._subscribers()
+        # with an opening profile, subscribed market data comes from it (krfeed.sim.profile)
+        subs = self._subscribers() if self.profile is None else {}
         active = sorted(set(subs) | self.engine.open_codes() | set(self.condition_book.codes()))
         lam = self.config.rate * dt
         for code in active:

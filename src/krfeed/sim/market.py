@@ -708,6 +708,8 @@ class Market:
         self.seed = seed
         self.session_cycle = session_cycle
         self.instruments: dict[str, Instrument] = {}
+        #: Names of codes outside the built-in universe (``krfeed sim --universe krx``).
+        self.names: dict[str, str] = {}
         self._clock = clock
         self._t0 = clock()
 
@@ -716,6 +718,8 @@ class Market:
         inst = self.instruments.get(code)
         if inst is None:
             inst = self.instruments[code] = Instrument(code, self.seed)
+            if code in self.names and code not in UNIVERSE:
+                inst.name = self.names[code]
         return inst
 
     def phase(self) -> Phase:

@@ -36,6 +36,7 @@ from krfeed.sim.orders import (
     AutoTrader,
     OrderEngine,
 )
+from krfeed.sim.profile import ProfileRunner
 
 log = logging.getLogger("krfeed.sim")
 
@@ -61,6 +62,14 @@ class Simulator(Admin):
         self.config = cfg
         self.credentials = cfg.credential_table()
         self.market = Market(cfg.seed, cfg.session_cycle)
+        if cfg.universe:
+            from krfeed.sim.universe import krx, universe_codes
+
+            listed = set(universe_codes(cfg.universe))
+            self.market.names = {x.code: x.name for x in krx() if x.code in listed}
+        self.profile: ProfileRunner | None = None
+        if cfg.profile is not None:
+            self.profile = ProfileRunner(self, cfg.profile, start=cfg.profile_start)
         self.engine = OrderEngine(
             self.market, seed=cfg.seed, fill_delay=cfg.fill_delay, tick=cfg.tick, mock=cfg.mock
         )
@@ -122,6 +131,8 @@ class Simulator(Admin):
         app.router.add_get("/_sim/events", self._admin_events)
         app.router.add_get("/_sim/accounts", self._admin_accounts)
         app.router.add_get("/_sim/conditions", self._wrap(conditions.admin))
+        app.router.add_post("/_sim/profile", self._admin_profile)
+        app.router.add_get("/_sim/universe", self._admin_universe)
         # the KIS WebSocket on any other path: the real server ignores the path (the official
         # samples use /tryitout); a plain GET of / describes the simulator
         app.router.add_get("/{path:.*}", self._root)
@@ -137,6 +148,8 @@ class Simulator(Admin):
         self.url = f"http://{shown}:{self.port}"
         self._last_phase = self.market.phase()
         self._tasks.append(asyncio.create_task(self._market_loop(), name="market"))
+        if self.profile is not None:
+            self._tasks.append(asyncio.create_task(self.profile.run(), name="profile"))
         if self.config.auto_orders > 0:
             self.auto = AutoTrader(
                 self.engine,

@@ -9,8 +9,10 @@ Each item becomes one message:
 
 Subject tokens keep ``A-Z a-z 0-9 _ -``; any other character becomes ``_`` and an empty token is
 ``_`` (the payload carries the exact values). ``prefix`` defaults to ``krfeed``; the stream
-(``stream=``, default ``KRFEED``) is created with subjects ``<prefix>.>`` if it does not exist,
-and an existing stream must capture ``<prefix>.>``.
+(``stream=``, default ``KRFEED``) is created with subjects ``<prefix>.>`` if it does not exist
+(``replicas=3``: on three servers of a cluster), and an existing stream must capture
+``<prefix>.>``. A cluster is named by its servers: ``nats://a:4222,b:4222,c:4222?stream=…``;
+the client fails over between them (and the ones the cluster announces).
 
 Payload: JSON (via msgspec), the same object as a line of krfeed's JSONL output — chosen over
 msgpack because any NATS client, ``nats sub`` and ``jq`` read it without a schema, and it needs
@@ -105,6 +107,7 @@ class NATSSink:
         stream: str | None = None,
         prefix: str | None = None,
         duplicate_window: float = 120.0,
+        replicas: int | None = None,
         ack_timeout: float = 10.0,
         retry_for: float = 30.0,
         open_timeout: float = 10.0,
@@ -120,6 +123,12 @@ class NATSSink:
         if not all(re.fullmatch(r"[A-Za-z0-9_\-]+", t) for t in self.prefix.split(".")):
             raise ValueError(f"bad subject prefix {self.prefix!r}")
         self.duplicate_window = duplicate_window
+        try:
+            self.replicas = int(replicas or query.get("replicas") or 1)
+        except ValueError:
+            raise ValueError(f"replicas must be 1 to 5, not {query.get('replicas')!r}") from None
+        if not 1 <= self.replicas <= 5:
+            raise ValueError(f"replicas must be 1 to 5, not {self.replicas}")
         self.ack_timeout = ack_timeout
         self.retry_for = retry_for
         self.open_timeout = open_timeout
@@ -130,8 +139,8 @@ class NATSSink:
         self._js: Any = None
 
     def __repr__(self) -> str:
-        p = urlsplit(self._server)
-        return f"NATSSink({p.hostname}:{p.port or 4222}, stream={self.stream!r})"
+        hosts = ",".join(urlsplit(u).netloc.rsplit("@", 1)[-1] for u in servers_of(self._server))
+        return f"NATSSink({hosts}, stream={self.stream!r})"
 
     async def open(self) -> None:
         if self._nc is not None:
@@ -162,6 +171,7 @@ class NATSSink:
                 subjects=[wanted],
                 storage=api.StorageType.FILE,
                 duplicate_window=self.duplicate_window,
+                num_replicas=self.replicas,
             )
             try:
                 info = await self._js.add_stream(cfg)
@@ -270,7 +280,7 @@ async def connect(
         causes.clear()
         try:
             nc = await nats.connect(
-                servers=[server],
+                servers=servers_of(server),
                 name=name,
                 allow_reconnect=False,
                 max_reconnect_attempts=1,  # 0 would mean for ever in nats-py
@@ -283,10 +293,9 @@ async def connect(
             last = _why(causes[0] if causes else e)
             stats.last_error = f"{type(e).__name__}: {e}"
             if time.monotonic() + 0.5 > deadline:
-                p = urlsplit(server)
+                hosts = ",".join(urlsplit(u).netloc.rsplit("@", 1)[-1] for u in servers_of(server))
                 raise SinkUnavailable(
-                    f"cannot reach NATS at {p.hostname}:{p.port or 4222} "
-                    f"within {open_timeout:g}s ({what}): {last}"
+                    f"cannot reach NATS at {hosts} within {open_timeout:g}s ({what}): {last}"
                 ) from None
             await asyncio.sleep(0.5)
     # read by the client whenever the connection drops
@@ -305,6 +314,20 @@ def _why(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
+def servers_of(server: str) -> list[str]:
+    """The servers of a URL that names several (a cluster): ``nats://a:4222,b:4222`` ->
+    ``["nats://a:4222", "nats://b:4222"]``; a user and password apply to each."""
+    parts = urlsplit(server)
+    netloc = parts.netloc
+    auth = ""
+    if "@" in netloc:
+        auth, netloc = netloc.rsplit("@", 1)
+        auth += "@"
+    hosts = [h.strip() for h in netloc.split(",") if h.strip()]
+    scheme = parts.scheme or "nats"
+    return [f"{scheme}://{auth}{h}" for h in hosts] or [server]
+
+
 def _covers(pattern: str, subject: str) -> bool:
     """Whether stream subject ``pattern`` captures every subject matched by ``subject``."""
     p, s = pattern.split("."), subject.split(".")
@@ -316,4 +339,4 @@ def _covers(pattern: str, subject: str) -> bool:
     return len(p) == len(s)
 
 
-__all__ = ["MSG_ID", "NATSSink", "NATSStats", "split_url", "subject_of", "token"]
+__all__ = ["MSG_ID", "NATSSink", "NATSStats", "servers_of", "split_url", "subject_of", "token"]

@@ -158,6 +158,7 @@ def _strict_enum(cls: type[Enum]) -> Converter:
     def conv(v: Any) -> Enum:
         return cls(_as_text(v))
 
+    conv.strict = {m.value: m for m in cls}  # type: ignore[attr-defined]  # compiled decoder
     return conv
 
 
@@ -169,6 +170,7 @@ def _lenient_enum(cls: type[Enum]) -> Converter:
         s = _as_text(v)
         return members.get(s, s)
 
+    conv.members = members  # type: ignore[attr-defined]  # for the compiled decoder
     return conv
 
 
@@ -215,8 +217,74 @@ def _converters(cls: type[Record]) -> dict[str, Converter]:
     return out
 
 
+#: Broker times (KST) seen in payloads -> datetime: a second is shared by many records.
+_KST_SEEN: dict[str, datetime] = {}
+_KST_SEEN_MAX = 100_000
+
+
+def _as_kst_cached(v: Any) -> datetime:
+    if v.__class__ is str:
+        dt = _KST_SEEN.get(v)
+        if dt is None:
+            if len(_KST_SEEN) >= _KST_SEEN_MAX:
+                _KST_SEEN.clear()
+            dt = _KST_SEEN[v] = _as_kst(v)
+        return dt
+    return _as_kst(v)
+
+
+@cache
+def _compiled(cls: type[Record]) -> Callable[[dict[str, Any]], Record | None]:
+    """A decoder of ``cls`` compiled from its converters, with the common cases inline (an int,
+    a string, an enum value, a broker time seen before). None, or an exception: the object is
+    not a plain valid payload, and :func:`from_dict` takes the checked path for its error."""
+    convs = _converters(cls)
+    ns: dict[str, Any] = {"KNOWN": frozenset(convs) | {"broker", "type"}, "cls": cls}
+    lines = [
+        "def decode(obj):",
+        "    if not obj.keys() <= KNOWN or obj.get('received_at') is None:",
+        "        return None",
+        "    kw = {}",
+        "    get = obj.get",
+    ]
+    for i, (name, conv) in enumerate(convs.items()):
+        c, m = f"c{i}", f"m{i}"
+        ns[c] = conv
+        if conv is _as_int:
+            expr = f"v if v.__class__ is int else {c}(v)"
+        elif conv is _as_text:
+            expr = f"v if v.__class__ is str else {c}(v)"
+        elif conv is _as_bool:
+            expr = f"v if v.__class__ is bool else {c}(v)"
+        elif conv is _as_kst:
+            ns[c] = _as_kst_cached
+            expr = f"{c}(v)"
+        elif hasattr(conv, "members"):
+            ns[m] = conv.members
+            expr = f"{m}.get(v, v) if v.__class__ is str else {c}(v)"
+        elif hasattr(conv, "strict"):
+            ns[m] = conv.strict
+            expr = f"x if v.__class__ is str and (x := {m}.get(v)) is not None else {c}(v)"
+        else:
+            expr = f"{c}(v)"
+        lines.append(f"    v = get({name!r})")
+        lines.append(f"    if v is not None: kw[{name!r}] = {expr}")
+    lines.append("    return cls(**kw)")
+    exec(compile("\n".join(lines) + "\n", f"<krfeed payload {cls.__name__}>", "exec"), ns)
+    fn: Callable[[dict[str, Any]], Record | None] = ns["decode"]
+    return fn
+
+
 def from_dict(obj: dict[str, Any]) -> Item:
     """Rebuild an item from its decoded JSON object (the inverse of :func:`encode_payload`)."""
+    broker, code = obj.get("broker"), obj.get("type")
+    if isinstance(broker, str) and isinstance(code, str) and "event" not in obj:
+        try:
+            rec = _compiled(record_class(broker, code))(obj)
+        except (KeyError, ValueError, TypeError, ArithmeticError, msgspec.ValidationError):
+            rec = None  # the checked path below says what is wrong
+        if rec is not None:
+            return rec
     try:
         if "event" in obj:
             name = obj["event"]
