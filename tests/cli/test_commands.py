@@ -4,6 +4,7 @@ demo, query, and clear one-line errors for bad input."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -224,3 +225,23 @@ def test_demo_leaves_a_database_a_person_can_query(tmp_path: Path) -> None:
     q = run("query", str(db), "SELECT count(*) AS n FROM kis_program_trading", "--json")
     assert q.returncode == 0
     assert json.loads(q.stdout)["n"] == counts["kis_program_trading"]
+    # a row wider than the terminal: a line per column, not a table of empty columns
+    con = sqlite3.connect(db)
+    item, price = con.execute(
+        "SELECT item, current_price FROM kiwoom_stock_trade ORDER BY rowid LIMIT 1"
+    ).fetchone()
+    con.close()
+    wide = run(
+        "query",
+        f"sqlite:///{db}",
+        "SELECT * FROM kiwoom_stock_trade ORDER BY rowid LIMIT 1",
+        env={**os.environ, "COLUMNS": "160"},
+    )
+    assert wide.returncode == 0, wide.stderr
+    lines = wide.stdout.splitlines()
+    assert lines[0] == "-[ row 1 ]-"
+    fields = {k.rstrip(): v for k, v in (line.split(" | ", 1) for line in lines[1:-1])}
+    assert fields["current_price"] == str(price)
+    assert fields["item"] == item
+    assert fields["received_at"]
+    assert lines[-1] == "1 row(s)"

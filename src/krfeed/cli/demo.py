@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
@@ -259,11 +260,25 @@ def run_query(db: Path, sql: str, *, as_json: bool = False, console: Console | N
             out.write(msgspec.json.encode(dict(zip(cols, r, strict=True))).decode() + "\n")
         return len(rows)
     console = console or Console()
-    table = Table(show_lines=False)
-    for c in cols:
-        table.add_column(c)
-    for r in rows:
-        table.add_row(*("" if v is None else str(v) for v in r))
-    console.print(table)
+    cells = [["" if v is None else str(v) for v in r] for r in rows]
+    natural = sum(
+        max(cell_len(c), *(cell_len(r[i]) for r in cells)) + 3 for i, c in enumerate(cols)
+    )
+    if natural + 1 > console.width:
+        # too wide to be a table here: one block per row, a line per column (psql's \x)
+        name_w = max(cell_len(c) for c in cols)
+        for n, r in enumerate(cells, 1):
+            console.print(f"-[ row {n} ]-", style="bold", highlight=False)
+            for c, v in zip(cols, r, strict=True):
+                console.print(
+                    f"{c}{' ' * (name_w - cell_len(c))} | {v}", markup=False, highlight=False
+                )
+    else:
+        table = Table(show_lines=False)
+        for c in cols:
+            table.add_column(c)
+        for r in cells:
+            table.add_row(*r)
+        console.print(table)
     console.print(f"[dim]{len(rows)} row(s)[/]")
     return len(rows)
