@@ -28,8 +28,6 @@ LONG_BY_NATURE = {
 #: Files still over the limit, each waiting for its split (issue 16). Remove a line when its
 #: file is split; the test fails if a listed file is already short enough.
 NOT_SPLIT_YET = {
-    # the Kiwoom condition-search client and its bookkeeping (could move under brokers/kiwoom/)
-    "krfeed/conditions.py",
     # the simulator's per-broker handlers (REST, WebSocket, account pushes in one module per
     # broker), its market model and order engine: each could split handlers from encoders
     "krfeed/sim/kis.py",
