@@ -38,8 +38,6 @@ NOT_SPLIT_YET = {
     "krfeed/schema/compile.py",
     "krfeed/orders/tracker.py",
     "krfeed/orders/model.py",
-    # the dashboard's state, one fold per panel (landed while issue 16 was under way)
-    "krfeed/web/state.py",
 }
 
 #: Import cycles still present, each waiting for the same work (remove when broken).
