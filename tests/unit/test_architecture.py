@@ -37,7 +37,6 @@ NOT_SPLIT_YET = {
     # one field-kind table for codegen, decoders, sinks and the simulator would shrink it
     "krfeed/schema/compile.py",
     "krfeed/orders/tracker.py",
-    "krfeed/orders/model.py",
 }
 
 #: Import cycles still present, each waiting for the same work (remove when broken).
