@@ -36,7 +36,6 @@ NOT_SPLIT_YET = {
     "krfeed/sim/orders.py",
     # one field-kind table for codegen, decoders, sinks and the simulator would shrink it
     "krfeed/schema/compile.py",
-    "krfeed/orders/tracker.py",
 }
 
 #: Import cycles still present, each waiting for the same work (remove when broken).
