@@ -30,7 +30,6 @@ LONG_BY_NATURE = {
 NOT_SPLIT_YET = {
     # the simulator's per-broker handlers (REST, WebSocket, account pushes in one module per
     # broker), its market model and order engine: each could split handlers from encoders
-    "krfeed/sim/market.py",
     # one field-kind table for codegen, decoders, sinks and the simulator would shrink it
     "krfeed/schema/compile.py",
 }
