@@ -27,12 +27,7 @@ LONG_BY_NATURE = {
 
 #: Files still over the limit, each waiting for its split (issue 16). Remove a line when its
 #: file is split; the test fails if a listed file is already short enough.
-NOT_SPLIT_YET = {
-    # the simulator's per-broker handlers (REST, WebSocket, account pushes in one module per
-    # broker), its market model and order engine: each could split handlers from encoders
-    # one field-kind table for codegen, decoders, sinks and the simulator would shrink it
-    "krfeed/schema/compile.py",
-}
+NOT_SPLIT_YET: set[str] = set()
 
 #: Import cycles still present, each waiting for the same work (remove when broken).
 KNOWN_CYCLES: list[set[str]] = []
