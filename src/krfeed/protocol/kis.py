@@ -333,7 +333,7 @@ class KISCodec:
             except Exception:
                 pass  # decoded again below, record by record, to say which field is bad
         if records is None:
-            records = self._exact(text, tr_id, plan, fields, count, stride, width, received_at)
+            records = self._exact(text, tr_id, plan, fields, count, stride, width, received_at, day)
         if notice is not None:
             return [notice, *records]
         return records
@@ -348,11 +348,11 @@ class KISCodec:
         stride: int,
         width: int,
         received_at: datetime,
+        day: TradingDay,
     ) -> list[Any]:
         """Record by record with the exact converters: a bad record becomes a DecodeError that
         names its field; the others decode."""
         dec = kis_decoder(plan.t.code, width)
-        day = TradingDay(received_at)
         out: list[Any] = []
         for n in range(count):
             off = n * stride
