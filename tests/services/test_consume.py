@@ -259,3 +259,40 @@ async def test_stop_while_sink_fails_hands_messages_back(
         await task
     assert s2.redelivered == 50
     assert await pg_count(pg_url, "kiwoom_stock_trade") == 50
+
+
+async def test_two_members_of_one_durable_group_share_the_work(
+    nats_stream: NATSTarget, pg_url: str
+) -> None:
+    """Two ``consume`` runs on one durable: records published while both run are split between
+    them, and PostgreSQL holds each exactly once."""
+    records = sample_records(600, seed=31)
+    stop = asyncio.Event()
+    group = [ConsumeStatus(), ConsumeStatus()]
+    sink = NATSSink(nats_stream.url)
+    await sink.open()
+    members = [
+        asyncio.create_task(
+            consume(nats_stream.url, [pg_url], durable="shared", batch=20, max_wait=0.2,
+                    stop=stop, status=st)
+        )
+        for st in group
+    ]  # fmt: skip
+    try:
+        # both members are pulling before anything is published (each has asked the server
+        # for the group's lag once, which it does before its first fetch)
+        await until(lambda: all(st.running and st.lag is not None for st in group), 20)
+        for i in range(0, len(records), 20):  # a steady trickle: 20 records every 20 ms
+            await sink.write(list(records[i : i + 20]))
+            await asyncio.sleep(0.02)
+        await until(lambda: sum(st.messages for st in group) == len(records))
+    finally:
+        stop.set()
+        await asyncio.gather(*members)
+        await sink.close()
+    assert [st.messages > 0 for st in group] == [True, True], [st.messages for st in group]
+    assert sum(st.records for st in group) == len(records)
+    tables: dict[str, int] = {}
+    record_count(records, tables)
+    for name, n in tables.items():
+        assert await pg_count(pg_url, name) == n, name

