@@ -371,7 +371,7 @@ def run_case(case: str, p: argparse.Namespace) -> dict[str, Any]:
                     )  # fmt: skip
                     ready = [w.wait_ready() for w in workers]
                 else:
-                    nurl = f"{NATS}?stream={stream}&prefix=krfeedbench{tag}"
+                    nurl = f"{NATS}?stream={stream}&prefix=krfeedbench{tag}&bundle={p.bundle}"
                     pg = f"{POSTGRES}?schema={schema}"
                     for i in (1, 2):
                         workers.append(
@@ -472,6 +472,9 @@ def main_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="10 s burst at 10,000/s, 5 s steady")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--only", choices=("sqlite", "nats"))
+    ap.add_argument(
+        "--bundle", type=int, default=200, help="records per NATS message (1: one per record)"
+    )
     ap.add_argument("--burst-rate", type=float, default=30_000.0)
     ap.add_argument("--burst-seconds", type=float, default=60.0)
     ap.add_argument("--steady-rate", type=float, default=5_000.0)

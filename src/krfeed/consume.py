@@ -8,6 +8,7 @@ that sink) with backoff while the messages' ack timers are extended; a consumer 
 crashes or is cancelled before acking leaves the messages to be redelivered — at-least-once, made
 effectively exactly-once by sinks that are idempotent on the item id (PostgreSQL).
 
+A message is one item, or a bundle of records (JSON lines, see :mod:`krfeed.sinks.nats`).
 A message that is not a krfeed payload is not dropped: it is written to the sinks as a
 :class:`~krfeed.protocol.messages.DecodeError` carrying the payload, then acknowledged.
 
@@ -35,7 +36,7 @@ from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import Record
 from krfeed.sinks import open_sink, timeout_option
 from krfeed.sinks.base import Item, Sink
-from krfeed.sinks.nats import connect, split_url
+from krfeed.sinks.nats import ITEMS, connect, split_url
 from krfeed.sinks.payload import PayloadError, decode_payload
 
 
@@ -51,7 +52,7 @@ class ConsumeStatus:
     records: int = 0
     events: int = 0
     errors: int = 0  # DecodeError items (recorded ones and undecodable messages)
-    undecodable: int = 0  # messages that were not krfeed payloads
+    undecodable: int = 0  # payloads (messages, lines of bundles) that were not krfeed items
     redelivered: int = 0  # messages delivered more than once (a previous consumer did not ack)
     sink_failures: int = 0  # failed sink writes (each retried)
     #: The durable consumer as the server sees it (all members of the group together),
@@ -88,9 +89,10 @@ async def consume(
     here). ``durable``: the consumer's name — restarting with the same name resumes after the
     last acknowledged message, and several processes with the same name share the work (each
     message goes to one of them).
-    ``batch``: messages fetched and written per transaction; ``max_wait``: seconds a fetch
-    waits for messages (and so how soon ``stop`` is noticed); ``ack_wait``: seconds before an
-    unacknowledged message is redelivered (set when the consumer is created).
+    ``batch``: items fetched and written per transaction (whole messages are fetched: with
+    bundles, as many as hold about ``batch`` items, judged by the last fetch); ``max_wait``:
+    seconds a fetch waits for messages (and so how soon ``stop`` is noticed); ``ack_wait``:
+    seconds before an unacknowledged message is redelivered (set when the consumer is created).
     ``open_timeout``: seconds to reach the NATS server (and each sink given by URL) at start
     before raising :class:`~krfeed.sinks.SinkUnavailable`; later outages are retried.
     """
@@ -137,12 +139,13 @@ async def consume(
         psub = await js.pull_subscribe(subjects, durable=durable, stream=stream_name, config=config)
         st.running = True
         lag_at = 0.0
+        per_msg = 1.0  # items per message in the last fetch (bundles hold many)
         while not stop.is_set():
             if time.monotonic() >= lag_at:
                 lag_at = time.monotonic() + lag_interval
                 await _lag(psub, st)
             try:
-                msgs = await psub.fetch(batch, timeout=max_wait)
+                msgs = await psub.fetch(max(1, int(batch / per_msg)), timeout=max_wait)
             except nats.errors.TimeoutError:
                 continue
             except (nats.errors.Error, nats.js.errors.Error, OSError) as e:
@@ -151,7 +154,8 @@ async def consume(
                 continue
             if not msgs:
                 continue
-            items = [_decode(m, st) for m in msgs]
+            items = [it for m in msgs for it in _decode(m, st)]
+            per_msg = max(1.0, len(items) / len(msgs))
             if not await _write_all(targets, items, msgs, stop, st):
                 # Stopped before every sink committed: hand the messages back now rather than
                 # after ack_wait (a sink that did commit them stores them once: idempotent ids).
@@ -194,20 +198,29 @@ async def _lag(psub: Any, st: ConsumeStatus) -> None:
     st.redeliveries = info.num_redelivered
 
 
-def _decode(msg: Msg, st: ConsumeStatus) -> Item:
+def _decode(msg: Msg, st: ConsumeStatus) -> list[Item]:
+    """The items of one message: one, or the lines of a bundle (:data:`ITEMS` header)."""
     md = msg.metadata
     if md.num_delivered > 1:
         st.redelivered += 1
-    try:
-        return decode_payload(msg.data)
-    except PayloadError as e:
-        st.undecodable += 1
-        # Deterministic (no receive time): a redelivered bad message is recorded once.
-        return DecodeError(
-            broker="",
-            raw=msg.data.decode("utf-8", "replace"),
-            reason=f"NATS {md.stream} seq {md.sequence.stream} ({msg.subject}): {e}",
-        )
+    bundled = msg.headers is not None and ITEMS in msg.headers
+    lines = msg.data.split(b"\n") if bundled else [msg.data]
+    out: list[Item] = []
+    for n, line in enumerate(lines, 1):
+        try:
+            out.append(decode_payload(line))
+        except PayloadError as e:
+            st.undecodable += 1
+            where = f" line {n}" if bundled else ""
+            # Deterministic (no receive time): a redelivered bad message is recorded once.
+            out.append(
+                DecodeError(
+                    broker="",
+                    raw=line.decode("utf-8", "replace"),
+                    reason=f"NATS {md.stream} seq {md.sequence.stream}{where} ({msg.subject}): {e}",
+                )
+            )
+    return out
 
 
 async def _write_all(

@@ -145,6 +145,54 @@ async def test_nats_to_postgres_exact_rows(nats_stream: NATSTarget, pg_url: str)
     assert "junk" in errors[1]["reason"] and "seq" in errors[1]["reason"]
 
 
+async def test_bundles_to_postgres_exact_rows(nats_stream: NATSTarget, pg_url: str) -> None:
+    """Bundled messages (``bundle=25``) become the same rows as single ones; a bad line in a
+    bundle becomes one decode error and loses none of its neighbours."""
+    records = sample_records(46 * 3, seed=13)  # every declared type, 3 of each
+    control: list[Any] = [Reconnected(broker="kis", session="kis#1", attempt=1, gap=0.5)]
+    s = NATSSink(nats_stream.url + "&bundle=25")
+    await s.open()
+    try:
+        await s.write([*records, *control])
+    finally:
+        await s.close()
+    good = encode_with_id(kis_program_trading()[0])[0]
+    nc = await nats.connect(nats_stream.server)
+    await nc.jetstream().publish(
+        f"{nats_stream.prefix}.kis.H0STPGM0._bundle",
+        good + b"\n{not json",
+        headers={"Krfeed-Items": "2"},
+    )
+    await nc.close()
+    pg = PostgresSink(pg_url)
+    await pg.open()
+    stop = asyncio.Event()
+    status = ConsumeStatus()
+    task = asyncio.create_task(
+        consume(nats_stream.url, [pg], durable="bundles", batch=16, stop=stop, status=status)
+    )
+    try:
+        await until(lambda: status.records == len(records) + 1)
+        stop.set()
+        await task
+    finally:
+        stop.set()
+        await pg.close()
+    assert (status.events, status.errors, status.undecodable) == (1, 1, 1)
+    tables: dict[str, int] = {}
+    record_count([*records, *kis_program_trading()], tables)
+    for name, n in tables.items():
+        assert await pg_count(pg_url, name) == n, name
+    by_id: dict[uuid.UUID, Any] = {}
+    for name in tables:
+        for row in await pg_rows(pg_url, name):
+            by_id[row["record_id"]] = row
+    for rec in records:
+        check_row(by_id[uuid.UUID(bytes=encode_with_id(rec)[1])], rec)
+    (err,) = await pg_rows(pg_url, "krfeed_decode_errors", "reason")
+    assert err["raw"] == "{not json" and "line 2" in err["reason"]
+
+
 async def test_consumer_killed_before_acking(nats_stream: NATSTarget, pg_url: str) -> None:
     """The consumer dies after the sink committed but before it acked: the messages come back
     to the next consumer of the same durable, and PostgreSQL still holds each record once."""

@@ -107,6 +107,57 @@ async def test_same_batch_twice_is_stored_once(sink: NATSSink, nats_stream: NATS
     assert sink.stats.duplicates == 350
 
 
+async def test_bundles_per_type_with_deterministic_ids(nats_stream: NATSTarget) -> None:
+    """``bundle=40``: records of one (broker, type) share a message (JSON lines), events stay
+    single; writing the same batch again is dropped whole by the server."""
+    s = NATSSink(nats_stream.url + "&bundle=40")
+    await s.open()
+    classes = [KIS["H0STPGM0"], KIWOOM["00"], KIWOOM["0B"]]
+    batch: list[Any] = sample_records(100, seed=8, classes=classes)
+    ev = Reconnected(broker="kis", session="kis#1", attempt=1, gap=0.5)
+    batch.insert(50, ev)
+    try:
+        await s.write(batch)
+        await s.write(batch)
+    finally:
+        await s.close()
+    msgs = await stored(nats_stream)
+    p = nats_stream.prefix
+    # 34 H0STPGM0, 33 00, 33 0B: each type's records fit one bundle; the event is published first
+    assert [(m.subject, m.headers.get("Krfeed-Items")) for m in msgs] == [
+        (f"{p}.kis._event.Reconnected", None),
+        (f"{p}.kis.H0STPGM0._bundle", "34"),
+        (f"{p}.kiwoom.00._bundle", "33"),
+        (f"{p}.kiwoom.0B._bundle", "33"),
+    ]
+    assert decode_payload(msgs[0].data) == ev
+    records = [r for r in batch if r is not ev]
+    for m, cls in zip(msgs[1:], classes, strict=True):
+        lines = m.data.split(b"\n")
+        assert [decode_payload(x) for x in lines] == [r for r in records if type(r) is cls]
+    assert (s.stats.published, s.stats.items, s.stats.duplicates) == (8, 202, 4)
+
+
+async def test_bundles_split_at_the_limit(nats_stream: NATSTarget) -> None:
+    s = NATSSink(nats_stream.url, bundle=7)
+    await s.open()
+    batch = sample_records(30, seed=9, classes=[KIS["H0STPGM0"]])
+    try:
+        await s.write(batch)
+    finally:
+        await s.close()
+    msgs = await stored(nats_stream)
+    assert [m.headers["Krfeed-Items"] for m in msgs] == ["7", "7", "7", "7", "2"]
+    assert [decode_payload(x) for m in msgs for x in m.data.split(b"\n")] == batch
+    assert len({m.headers["Nats-Msg-Id"] for m in msgs}) == 5
+
+
+@pytest.mark.parametrize("bad", ["0", "1001", "many"])
+def test_bundle_size_is_checked(bad: str) -> None:
+    with pytest.raises(ValueError, match="bundle must be 1 to 1000"):
+        NATSSink(f"nats://127.0.0.1:4222?bundle={bad}")
+
+
 async def test_lost_acks_are_republished_and_stored_once(nats_stream: NATSTarget) -> None:
     """The server stored the message but its acknowledgement never arrived: write publishes it
     again with the same Msg-Id, and the server drops the copy."""

@@ -23,6 +23,14 @@ within the stream's duplicate window (``duplicate_window``, 2 minutes by default
 sink creates the stream); a duplicate that arrives later is stored again and removed downstream
 by the PostgreSQL sink, whose primary key is the same id.
 
+**Bundles** (``bundle=N``, for the whole market): records of one (broker, type) are sent up to
+``N`` to a message, on ``<prefix>.<broker>.<type>._bundle``, the payload being their payloads one
+per line (JSON lines) and the header ``Krfeed-Items`` their number; the Msg-Id is the digest of
+their ids, so a retried batch is still dropped as a duplicate. A publish and its acknowledgement
+cost ~35 µs of CPU in nats-py, the same for 1 item or 500: bundles take that cost off each
+record (a subscriber then filters by type, not by stock code). Control events and decode errors
+are always single messages. :func:`krfeed.consume.consume` reads both forms.
+
 ``write`` publishes the whole batch without waiting in between (pipelined), then waits for every
 publish acknowledgement; messages not acknowledged within ``ack_timeout`` are published again
 (same Msg-Id) until ``retry_for`` seconds have passed, then ``write`` raises. A retried message
@@ -37,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 import re
 import time
@@ -58,6 +67,15 @@ from krfeed.sinks.urls import redact_url
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 MSG_ID = "Nats-Msg-Id"
+#: Header of a bundle: how many items (JSON lines) its payload holds.
+ITEMS = "Krfeed-Items"
+#: The last subject token of a bundle (never a code: codes have no leading underscore).
+BUNDLE = "_bundle"
+MAX_BUNDLE = 1000
+
+
+#: A message to publish: subject, payload, headers, number of items.
+_Message = tuple[str, bytes, dict[str, str], int]
 
 
 def token(text: str) -> str:
@@ -87,6 +105,7 @@ def split_url(url: str) -> tuple[str, dict[str, str]]:
 class NATSStats:
     batches: int = 0
     published: int = 0  # messages acknowledged by JetStream (new or duplicate)
+    items: int = 0  # items in those messages (more than ``published`` with bundles)
     duplicates: int = 0  # of those, dropped by the server as already stored (Msg-Id)
     retries: int = 0  # publishes sent again after an error or a missing ack
     last_error: str = ""
@@ -95,8 +114,9 @@ class NATSStats:
 class NATSSink:
     """Publishes every item to JetStream and returns from ``write`` once all are acknowledged.
 
-    ``url``: ``nats://[user:pass@]host:port[?stream=NAME&prefix=TOKEN]``; keywords override the
-    query. ``duplicate_window`` (seconds) applies when this sink creates the stream.
+    ``url``: ``nats://[user:pass@]host:port[?stream=NAME&prefix=TOKEN&replicas=R&bundle=N]``;
+    keywords override the query. ``duplicate_window`` (seconds) applies when this sink creates
+    the stream. ``bundle``: records per message (1, the default: one message per record).
     ``open_timeout``: seconds :meth:`open` tries to reach the server.
     """
 
@@ -113,6 +133,7 @@ class NATSSink:
         open_timeout: float = 10.0,
         max_pending: int = 4000,
         create_stream: bool = True,
+        bundle: int | None = None,
     ) -> None:
         self.url = redact_url(url)
         self._server, query = split_url(url)
@@ -129,6 +150,14 @@ class NATSSink:
             raise ValueError(f"replicas must be 1 to 5, not {query.get('replicas')!r}") from None
         if not 1 <= self.replicas <= 5:
             raise ValueError(f"replicas must be 1 to 5, not {self.replicas}")
+        try:
+            self.bundle = int(bundle or query.get("bundle") or 1)
+        except ValueError:
+            raise ValueError(
+                f"bundle must be 1 to {MAX_BUNDLE}, not {query.get('bundle')!r}"
+            ) from None
+        if not 1 <= self.bundle <= MAX_BUNDLE:
+            raise ValueError(f"bundle must be 1 to {MAX_BUNDLE}, not {self.bundle}")
         self.ack_timeout = ack_timeout
         self.retry_for = retry_for
         self.open_timeout = open_timeout
@@ -197,10 +226,7 @@ class NATSSink:
             return
         if self._js is None:
             raise RuntimeError("NATSSink is not open (await sink.open() first)")
-        msgs: list[tuple[str, bytes, dict[str, str]]] = []
-        for item in batch:
-            payload, rid = encode_with_id(item)
-            msgs.append((subject_of(item, self.prefix), payload, {MSG_ID: rid.hex()}))
+        msgs = self._messages(batch)
         pending = msgs
         deadline = time.monotonic() + self.retry_for
         delay = 0.1
@@ -216,17 +242,45 @@ class NATSSink:
             delay = min(delay * 2, 2.0)
         self.stats.batches += 1
 
-    async def _publish(
-        self, msgs: list[tuple[str, bytes, dict[str, str]]]
-    ) -> tuple[list[tuple[str, bytes, dict[str, str]]], str]:
+    def _messages(self, batch: list[Item]) -> list[_Message]:
+        """The messages of ``batch``: one per item, or records bundled per (broker, type)."""
+        msgs: list[_Message] = []
+        if self.bundle == 1:
+            for item in batch:
+                payload, rid = encode_with_id(item)
+                msgs.append((subject_of(item, self.prefix), payload, {MSG_ID: rid.hex()}, 1))
+            return msgs
+        open_: dict[tuple[str, str], tuple[list[bytes], list[bytes]]] = {}
+        for item in batch:
+            payload, rid = encode_with_id(item)
+            if not isinstance(item, Record):
+                msgs.append((subject_of(item, self.prefix), payload, {MSG_ID: rid.hex()}, 1))
+                continue
+            key = (item.broker, item.type)
+            group = open_.get(key)
+            if group is None:
+                group = open_[key] = ([], [])
+            group[0].append(payload)
+            group[1].append(rid)
+            if len(group[0]) >= self.bundle:
+                msgs.append(self._bundle(key, *open_.pop(key)))
+        msgs.extend(self._bundle(key, *group) for key, group in open_.items())
+        return msgs
+
+    def _bundle(self, key: tuple[str, str], payloads: list[bytes], ids: list[bytes]) -> _Message:
+        subject = f"{self.prefix}.{key[0]}.{token(key[1])}.{BUNDLE}"
+        rid = hashlib.blake2b(b"".join(ids), digest_size=16).hexdigest()
+        return subject, b"\n".join(payloads), {MSG_ID: rid, ITEMS: str(len(payloads))}, len(ids)
+
+    async def _publish(self, msgs: list[_Message]) -> tuple[list[_Message], str]:
         """Publish all, await all acks; returns (messages to send again, last error)."""
-        again: list[tuple[str, bytes, dict[str, str]]] = []
+        again: list[_Message] = []
         error = ""
         # Chunks of at most max_pending: publish_async never waits for a free slot.
         for i in range(0, len(msgs), self.max_pending):
             chunk = msgs[i : i + self.max_pending]
             futures: list[asyncio.Future[Any] | None] = []
-            for subject, payload, headers in chunk:
+            for subject, payload, headers, _ in chunk:
                 try:
                     fut = await self._js.publish_async(
                         subject, payload, stream=self.stream, headers=dict(headers)
@@ -251,6 +305,7 @@ class NATSSink:
                     again.append(msg)
                     continue
                 self.stats.published += 1
+                self.stats.items += msg[3]
                 if fut.result().duplicate:
                     self.stats.duplicates += 1
         return again, error
@@ -339,4 +394,14 @@ def _covers(pattern: str, subject: str) -> bool:
     return len(p) == len(s)
 
 
-__all__ = ["MSG_ID", "NATSSink", "NATSStats", "servers_of", "split_url", "subject_of", "token"]
+__all__ = [
+    "BUNDLE",
+    "ITEMS",
+    "MSG_ID",
+    "NATSSink",
+    "NATSStats",
+    "servers_of",
+    "split_url",
+    "subject_of",
+    "token",
+]
