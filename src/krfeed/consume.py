@@ -31,12 +31,14 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
 
+from krfeed.errors import KrfeedError
 from krfeed.events import Event
 from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import Record
 from krfeed.sinks import open_sink, timeout_option
 from krfeed.sinks.base import Item, Sink
 from krfeed.sinks.nats import ITEMS, connect, split_url
+from krfeed.sinks.urls import redact_url
 from krfeed.sinks.payload import PayloadError, decode_payload
 
 
@@ -123,9 +125,16 @@ async def consume(
             server, f"krfeed-consume:{durable}", open_timeout, on_error, st, "source"
         )
         js = nc.jetstream()
-        stream_name = (
-            stream or query.get("stream") or await js.find_stream_name_by_subject(subjects)
-        )
+        stream_name = stream or query.get("stream")
+        try:
+            stream_name = stream_name or await js.find_stream_name_by_subject(subjects)
+            await js.stream_info(stream_name)
+        except nats.js.errors.NotFoundError:
+            what = f"stream {stream_name!r}" if stream_name else f"stream capturing {subjects}"
+            raise KrfeedError(
+                f"no {what} on NATS at {redact_url(server)}: a collector creates it "
+                "(krfeed record … --to nats://…), or name an existing one (?stream=NAME)"
+            ) from None
         st.stream = stream_name
         config = api.ConsumerConfig(
             durable_name=durable,

@@ -11,6 +11,7 @@ import nats
 import pytest
 
 from krfeed.consume import ConsumeStatus, consume
+from krfeed.errors import KrfeedError
 from krfeed.events import Disconnected, Reconnected
 from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import Record
@@ -24,6 +25,7 @@ from krfeed.sinks.tables import table_of
 
 from .conftest import (
     NATSTarget,
+    fresh_nats_stream,
     kis_program_trading,
     kiwoom_example,
     pg_count,
@@ -80,6 +82,24 @@ class Wrapped:
         await self.inner.write(batch)
         self.committed.set()
         await self.after(self.calls)
+
+
+class _ListSink:
+    """A sink that keeps what it is given."""
+
+    url = "list:"
+
+    def __init__(self) -> None:
+        self.items: list[Item] = []
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def write(self, batch: list[Item]) -> None:
+        self.items.extend(batch)
 
 
 def record_count(items: list[Any], tables: dict[str, int]) -> None:
@@ -344,3 +364,15 @@ async def test_two_members_of_one_durable_group_share_the_work(
     record_count(records, tables)
     for name, n in tables.items():
         assert await pg_count(pg_url, name) == n, name
+
+
+async def test_a_stream_that_does_not_exist_is_one_sentence(nats_server: str) -> None:
+    missing = fresh_nats_stream("missing", nats_server)
+    with pytest.raises(KrfeedError) as named:
+        await consume(missing.url, [_ListSink()], open_timeout=3)
+    assert str(named.value) == (
+        f"no stream {missing.stream!r} on NATS at {nats_server}: a collector creates it "
+        "(krfeed record … --to nats://…), or name an existing one (?stream=NAME)"
+    )
+    with pytest.raises(KrfeedError, match=rf"no stream capturing {missing.prefix}\.>"):
+        await consume(f"{nats_server}?prefix={missing.prefix}", [_ListSink()], open_timeout=3)
