@@ -38,8 +38,8 @@ from krfeed.records.base import Record
 from krfeed.sinks import open_sink, timeout_option
 from krfeed.sinks.base import Item, Sink
 from krfeed.sinks.nats import ITEMS, connect, split_url
-from krfeed.sinks.urls import redact_url
 from krfeed.sinks.payload import PayloadError, decode_payload
+from krfeed.sinks.urls import redact_url
 
 
 @dataclass(slots=True)
