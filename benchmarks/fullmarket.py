@@ -370,6 +370,14 @@ def run_case(case: str, p: argparse.Namespace) -> dict[str, Any]:
                                 "--to", f"sqlite:///{db}", "--burst-seconds", burst])
                     )  # fmt: skip
                     ready = [w.wait_ready() for w in workers]
+                elif case == "sqlite-shards":  # two collectors, one database file
+                    for i in (1, 2):
+                        workers.append(
+                            Worker(["--worker", "record", "--config", str(config),
+                                    "--shard", f"{i}/2", "--to", f"sqlite:///{db}",
+                                    "--burst-seconds", burst])
+                        )  # fmt: skip
+                    ready = [w.wait_ready() for w in workers]
                 else:
                     nurl = f"{NATS}?stream={stream}&prefix=krfeedbench{tag}&bundle={p.bundle}"
                     pg = f"{POSTGRES}?schema={schema}"
@@ -398,7 +406,7 @@ def run_case(case: str, p: argparse.Namespace) -> dict[str, Any]:
             for w in workers:
                 w.kill()
         prof = st["profile"]
-        if case == "sqlite":
+        if case.startswith("sqlite"):
             recorded = _sqlite_rows(db)
         else:
             recorded = _pg_rows(schema)
@@ -446,7 +454,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(p: argparse.Namespace) -> list[dict[str, Any]]:
-    cases = [p.only] if p.only else ["sqlite", "nats"]
+    cases = [p.only] if p.only else ["sqlite", "sqlite-shards", "nats"]
     return [run_case(c, p) for c in cases]
 
 
@@ -471,7 +479,7 @@ def main_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="10 s burst at 10,000/s, 5 s steady")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--only", choices=("sqlite", "nats"))
+    ap.add_argument("--only", choices=("sqlite", "sqlite-shards", "nats"))
     ap.add_argument(
         "--bundle", type=int, default=200, help="records per NATS message (1: one per record)"
     )

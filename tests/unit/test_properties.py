@@ -42,9 +42,11 @@ def optional(s: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 def texts(kis: bool) -> st.SearchStrategy[str]:
     """Non-empty text as a broker sends it: no surrounding whitespace (it is stripped), no
-    surrogates (not UTF-8), and for KIS none of the separators."""
+    surrogates (not UTF-8), and for KIS none of the separators and not the literal ``(null)``
+    (the live service's empty value, which the codec turns into None)."""
     alphabet = st.characters(exclude_categories=["Cs"], exclude_characters="^|" if kis else "")
-    return st.text(alphabet, min_size=1, max_size=12).filter(lambda s: s == s.strip())
+    text = st.text(alphabet, min_size=1, max_size=12).filter(lambda s: s == s.strip())
+    return text.filter(lambda s: s != "(null)") if kis else text
 
 
 ints = st.integers(min_value=-(10**15), max_value=10**15)
