@@ -49,6 +49,20 @@ R = TypeVar("R", bound=Record)
 RawHook = Callable[[str, str, int, datetime, str], None]
 
 
+def _takes_raw_bytes(hook: Callable[..., Any]) -> bool:
+    """Whether ``hook`` accepts a ``raw_bytes`` keyword (hooks written for the five
+    positional arguments keep being called with those alone)."""
+    try:
+        params = inspect.signature(hook).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.kind is p.VAR_KEYWORD
+        or (p.name == "raw_bytes" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        for p in params
+    )
+
+
 class _Latency:
     """Receive→deliver latency: a ring of the last samples, for percentiles."""
 
@@ -74,7 +88,9 @@ class Feed:
 
     ``queue_size``/``overflow``/``block_timeout``: the bounded queue to the consumer (see
     :mod:`krfeed.queue`). ``options``: reconnect, heartbeat and watchdog settings.
-    ``on_raw(broker, session, conn, received_at, text)`` sees every frame (the journal).
+    ``on_raw(broker, session, conn, received_at, text)`` sees every frame (the journal); a
+    hook that also takes a ``raw_bytes`` keyword gets, for a frame that was not valid UTF-8,
+    the bytes as received (``text`` is then their lenient decoding).
     """
 
     def __init__(
@@ -94,6 +110,7 @@ class Feed:
         self.options = options or SessionOptions()
         self._queue: BoundedQueue[FeedItem] = BoundedQueue(queue_size, overflow, block_timeout)
         self._on_raw = on_raw
+        self._raw_bytes = on_raw is not None and _takes_raw_bytes(on_raw)
         self._http: aiohttp.ClientSession | None = None
         self.sessions: list[Session] = []
         self._broker_of: dict[str, str] = {}  # session name -> broker
@@ -324,10 +341,16 @@ class Feed:
         events; it is delivered in order with everything else."""
         self._queue.put_nowait_control(item)
 
-    def raw(self, session: str, conn: int, received_at: datetime, text: str) -> None:
-        if self._on_raw is not None:
+    def raw(
+        self, session: str, conn: int, received_at: datetime, text: str, data: bytes | None = None
+    ) -> None:
+        hook: Callable[..., None] | None = self._on_raw
+        if hook is not None:
             broker = self._broker_of.get(session) or session.split("#", 1)[0]
-            self._on_raw(broker, session, conn, received_at, text)
+            if data is not None and self._raw_bytes:
+                hook(broker, session, conn, received_at, text, raw_bytes=data)
+            else:
+                hook(broker, session, conn, received_at, text)
 
     # ---- consumption ----
 

@@ -7,7 +7,8 @@ one JSON object per frame::
      "frame":"0|H0STCNT0|001|005930^…"}
 
 into a directory of numbered segments (``journal-000001.jsonl.gz``, …), gzip-compressed and
-rotated by size. Only frames the brokers *sent* are journaled: outbound frames carry tokens and
+rotated by size; a frame that was not valid UTF-8 also keeps its bytes, base64, in
+``frame_b64``. Only frames the brokers *sent* are journaled: outbound frames carry tokens and
 approval keys and never reach the hook (any registered secret is masked all the same).
 
 :func:`read_journal` yields the entries back in order across segments (a segment cut short by a
@@ -42,7 +43,7 @@ from typing import IO, Any
 
 import msgspec
 
-from krfeed.logs import get_logger, redact
+from krfeed.logs import get_logger, redact, redact_bytes
 from krfeed.protocol.kis import KISCodec
 from krfeed.protocol.kiwoom import KiwoomCodec
 from krfeed.protocol.messages import DecodeError, Message
@@ -55,14 +56,17 @@ _SEGMENT = re.compile(r"^journal-(\d+)\.jsonl(\.gz)?$")
 _MB = 1024 * 1024
 
 
-class JournalEntry(msgspec.Struct, frozen=True):
-    """One inbound frame: when it was read (UTC), from which broker, session and connection."""
+class JournalEntry(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One inbound frame: when it was read (UTC), from which broker, session and connection;
+    ``raw_bytes`` (``frame_b64`` in the file): the frame as received if not valid UTF-8, which
+    replay decodes as the live session did (:func:`krfeed.protocol.text.receive_bytes`)."""
 
     received_at: datetime
     broker: str
     session: str
     conn: int
     frame: str
+    raw_bytes: bytes | None = msgspec.field(default=None, name="frame_b64")
 
 
 class JournalError(ValueError):
@@ -153,10 +157,18 @@ class JournalWriter:
     # ---- the hook (event loop thread) ----
 
     def __call__(
-        self, broker: str, session: str, conn: int, received_at: datetime, text: str
+        self,
+        broker: str,
+        session: str,
+        conn: int,
+        received_at: datetime,
+        text: str,
+        *,
+        raw_bytes: bytes | None = None,
     ) -> None:
-        """Journal one inbound frame (Feed's ``on_raw`` signature)."""
-        line = _encode(JournalEntry(received_at, broker, session, conn, redact(text))) + b"\n"
+        """Journal one inbound frame (Feed's ``on_raw``; ``raw_bytes`` if not valid UTF-8)."""
+        data = None if raw_bytes is None else redact_bytes(raw_bytes)
+        line = _encode(JournalEntry(received_at, broker, session, conn, redact(text), data)) + b"\n"
         with self._cond:
             if self._closing:
                 if not self._late:
@@ -450,7 +462,8 @@ class _Decoder:
             else:
                 raise JournalError(f"unknown broker {e.broker!r} in journal entry")
             self.codecs[key] = codec
-        out: list[ReplayItem] = codec.receive(e.frame, e.received_at)  # type: ignore[assignment]
+        frame = e.frame if e.raw_bytes is None else e.raw_bytes
+        out: list[ReplayItem] = codec.receive(frame, e.received_at)  # type: ignore[assignment]
         if self.messages:
             return out
         return [m for m in out if isinstance(m, Record | DecodeError)]

@@ -24,6 +24,16 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_bytes(data: bytes) -> bytes:
+    """:func:`redact` for a frame kept as bytes: each secret's UTF-8 bytes become ``****``
+    (secrets are ASCII, the same bytes in UTF-8 and CP949)."""
+    for s in _secrets:
+        b = s.encode()
+        if b in data:
+            data = data.replace(b, b"****")
+    return data
+
+
 class RedactFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if _secrets:

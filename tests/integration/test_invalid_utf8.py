@@ -1,14 +1,18 @@
 """Text frames that are not valid UTF-8 (seen on the live KIS wire): the session stays up, every
-valid record arrives, each bad frame is counted and decoded leniently or reported with its bytes.
+valid record arrives, each bad frame is counted and decoded leniently or reported with its bytes,
+and the journal keeps those bytes, so replaying it gives exactly what was decoded live.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import krfeed
 from krfeed import KIS, Connected, DecodeError, Disconnected, Feed, Kiwoom, Reconnected
+from krfeed.journal import JournalWriter, read_journal, replay
+from krfeed.protocol.text import frame_text
 from krfeed.records.base import Record
 from krfeed.records.kis import Trade
 from krfeed.records.kiwoom import StockTrade
@@ -28,11 +32,12 @@ def delivered(items: list[Any]) -> Counter[str]:
     return Counter(i.type for i in items if isinstance(i, Record))
 
 
-async def test_invalid_utf8_frames_among_valid_ones() -> None:
+async def test_invalid_utf8_frames_among_valid_ones(tmp_path: Path) -> None:
     cfg = SimConfig(port=0, seed=5, rate=30.0, ping_interval=0.5)
+    journal = JournalWriter(tmp_path / "journal", flush_interval=0.05)
     async with (
         Simulator(cfg) as sim,
-        Feed(Kiwoom.sim(sim.url, 1), KIS.sim(sim.url, 2), options=FAST) as feed,
+        Feed(Kiwoom.sim(sim.url, 1), KIS.sim(sim.url, 2), options=FAST, on_raw=journal) as feed,
     ):
         await feed.subscribe(Kiwoom.TRADE, ["005930"])
         await feed.subscribe(KIS.TRADE, ["005930"])
@@ -56,6 +61,7 @@ async def test_invalid_utf8_frames_among_valid_ones() -> None:
         items += await collect(feed, caught_up, timeout=30.0)
         stats = feed.stats()
         sent = sim.stats()
+    await journal.aclose()
 
     # the sessions stayed up: one connection each, no disconnect, no reconnect
     assert sum(isinstance(i, Connected) for i in items) == 2
@@ -104,3 +110,17 @@ async def test_invalid_utf8_frames_among_valid_ones() -> None:
         recs = krfeed.decode(e.broker, e.raw_bytes[1:])
         assert recs and all(isinstance(r, Record) and r.item == "005930" for r in recs)
         assert {r.type for r in recs} == {"0B" if e.broker == "kiwoom" else "H0STCNT0"}
+
+    # the journal kept the bytes of exactly the frames that were not valid UTF-8 ...
+    kept = [e for e in read_journal(tmp_path / "journal") if e.raw_bytes is not None]
+    assert Counter(e.broker for e in kept) == {"kis": PER_BROKER, "kiwoom": PER_BROKER}
+    assert [frame_text(e.raw_bytes)[0] for e in kept] == [e.frame for e in kept]
+    assert all(frame_text(e.raw_bytes)[1] is not None for e in kept)
+    assert {e.raw_bytes for e in errors} <= {e.raw_bytes for e in kept}
+    # ... and replaying it gives, per session, what was delivered live: the records, and the
+    # DecodeErrors with their bytes and reason (the journal may end with frames read after)
+    replayed = [m async for m in replay(tmp_path / "journal")]
+    for broker in ("kis", "kiwoom"):
+        live = [i for i in items if isinstance(i, Record | DecodeError) and i.broker == broker]
+        again = [m for m in replayed if m.broker == broker]
+        assert again[: len(live)] == live

@@ -77,6 +77,19 @@ def h0stpgm0_from_documented_layout(code: str, hhmmss: str, n: int) -> str:
     return "^".join(str(v) for v in values)
 
 
+def h0stanc0_from_documented_layout(trade_class: str = "") -> str:
+    """One H0STANC0 국내주식 실시간예상체결 frame before the open, its 45 fields in the order of
+    kis_domestic_stock_fields.json (no capture of this TR is public). ``trade_class`` goes in
+    CNTG_CLS_CODE, the first text field after the code: where the simulator's invalid_utf8
+    fault writes CP949 text (no capture says which field carries it live)."""
+    values = ["005930", "085012", "72000", "2", "300", "0.42", "0.00", "0", "0", "0"]
+    values += ["72100", "71900", "0", "152341", "10968552000", "0", "0", "0", "0.00", "0"]
+    values += ["0", trade_class, "0.00", "1.12", "", "3", "0", "", "3", "0", "", "3", "0"]
+    values += ["20250314", "11", "N", "1520", "3310", "251340", "412880", "0.00", "136020"]
+    values += ["112.00", "A", ""]
+    return "0|H0STANC0|001|" + "^".join(values)
+
+
 def kis_encrypt(plain: str, key: str = AES_KEY, iv: str = AES_IV) -> str:
     padder = padding.PKCS7(128).padder()
     data = padder.update(plain.encode("utf-8")) + padder.finalize()

@@ -13,17 +13,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from recording_samples import (
     KIS_CNI0_FRAME,
     KIS_CNT0_FRAME,
     KIWOOM_CODES,
     RECEIVED_AT,
+    h0stanc0_from_documented_layout,
     h0stpgm0_from_documented_layout,
     kis_subscribe_success,
     kiwoom_official_frame,
 )
 
+from krfeed import KIS, Feed, Kiwoom
 from krfeed.journal import (
     JournalEntry,
     JournalError,
@@ -37,6 +40,7 @@ from krfeed.logs import register_secret
 from krfeed.protocol.kis import KISCodec
 from krfeed.protocol.kiwoom import KiwoomCodec
 from krfeed.protocol.messages import DecodeError
+from krfeed.protocol.text import frame_text, with_raw_bytes
 from krfeed.records.base import Record
 
 Frame = tuple[str, str, int, datetime, str]  # broker, session, conn, received_at, text
@@ -199,6 +203,116 @@ def test_registered_secrets_never_reach_the_journal(tmp_path: Path) -> None:
     with JournalWriter(tmp_path / "j") as journal:
         journal("kis", "kis#1", 1, RECEIVED_AT, '{"echo":"' + secret + '"}')
     (entry,) = read_journal(tmp_path / "j")
+    assert secret not in entry.frame and "****" in entry.frame
+
+
+def not_utf8_session() -> list[tuple[str, str, int, datetime, bytes]]:
+    """Frames as bytes (broker, session, conn, received_at, data): valid UTF-8 ones around a
+    CP949 H0STANC0 and Kiwoom 0B frame, an H0STANC0 with a stray byte and an undecodable one."""
+    cp949_text = "거래정지 해제 예정"  # the simulator's invalid_utf8 text
+    anc0 = h0stanc0_from_documented_layout()
+    frames = [
+        ("kis", kis_subscribe_success("H0STANC0", "005930", with_key=False).encode()),
+        ("kis", anc0.encode()),
+        ("kis", h0stanc0_from_documented_layout(cp949_text).encode("cp949")),
+        # a stray 0xFF after "A" in CNTG_CLS_CODE ("\udcff" is that byte under surrogateescape)
+        ("kis", h0stanc0_from_documented_layout("A\udcff").encode("utf-8", "surrogateescape")),
+        ("kis", b"\xff" + anc0.encode()),  # neither UTF-8 nor CP949, no frame after U+FFFD
+        ("kiwoom", kiwoom_official_frame("0B").encode("cp949")),  # its name is Korean
+        ("kiwoom", kiwoom_official_frame("0B").encode()),
+    ]
+    return [
+        (b, f"{b}#1", 1, RECEIVED_AT + timedelta(milliseconds=i), data)
+        for i, (b, data) in enumerate(frames)
+    ]
+
+
+def decode_live_bytes(
+    frames: list[tuple[str, str, int, datetime, bytes]], feed: Feed
+) -> list[Record | DecodeError]:
+    """What a live session does with each frame it reads (engine.connection's read loop): its
+    lenient text and bytes to the Feed's raw hook, the text to the codec, the bytes onto any
+    DecodeError of a frame that was not valid UTF-8."""
+    codecs = {"kis": KISCodec(), "kiwoom": KiwoomCodec()}
+    out: list[Record | DecodeError] = []
+    for broker, session, conn, at, data in frames:
+        text, how = frame_text(data)
+        feed.raw(session, conn, at, text, None if how is None else data)
+        msgs = codecs[broker].receive(text, at)
+        if how is not None:
+            msgs = with_raw_bytes(msgs, data, how)
+        out += [m for m in msgs if isinstance(m, Record | DecodeError)]
+    return out
+
+
+async def test_a_frame_not_valid_utf8_is_journaled_as_received_and_replays_as_live(
+    tmp_path: Path,
+) -> None:
+    frames = not_utf8_session()
+    journal = JournalWriter(tmp_path / "j")
+    feed = Feed(KIS.sim("http://127.0.0.1:9"), Kiwoom.sim("http://127.0.0.1:9"), on_raw=journal)
+    live = decode_live_bytes(frames, feed)
+    journal.close()
+
+    entries = list(read_journal(tmp_path / "j"))
+    assert [(e.broker, e.session, e.conn, e.received_at) for e in entries] == [
+        f[:4] for f in frames
+    ]
+    assert [e.frame for e in entries] == [frame_text(f[4])[0] for f in frames]
+    assert [e.raw_bytes for e in entries] == [None, None, *[f[4] for f in frames[2:6]], None]
+    lines = gzip.decompress(segment_files(tmp_path / "j")[0].read_bytes()).splitlines()[1:]
+    assert [b'"frame_b64":' in line for line in lines] == [False] * 2 + [True] * 4 + [False]
+
+    errors = [m for m in live if isinstance(m, DecodeError)]
+    assert [(e.type, e.raw_bytes) for e in errors] == [("", frames[4][4])]
+    assert errors[0].reason.endswith(
+        "(the frame was not valid UTF-8; bad bytes replaced by U+FFFD)"
+    )
+    kis = [m for m in live if m.broker == "kis" and isinstance(m, Record)]
+    assert [getattr(r, "trade_class", None) for r in kis] == [None, "거래정지 해제 예정", "A\ufffd"]
+    kiwoom = [m for m in live if m.broker == "kiwoom"]
+    assert len(kiwoom) == 2  # the CP949 frame decodes like the UTF-8 one
+    assert msgspec.structs.replace(kiwoom[0], received_at=kiwoom[1].received_at) == kiwoom[1]
+
+    replayed = [m async for m in replay(tmp_path / "j")]
+    assert replayed == live  # the DecodeError's raw_bytes and reason included
+    assert list(decode_journal(tmp_path / "j")) == live
+    # from the lenient text alone (what the journal kept before) the DecodeError differs
+    (from_text,) = KISCodec().receive(entries[4].frame, RECEIVED_AT)
+    assert isinstance(from_text, DecodeError) and from_text.raw_bytes is None
+    assert from_text != errors[0]
+
+
+def test_raw_bytes_go_only_to_hooks_that_take_them() -> None:
+    calls: list[tuple[Any, ...]] = []
+
+    def five(broker: str, session: str, conn: int, at: datetime, text: str) -> None:
+        calls.append((broker, session, conn, at, text))
+
+    def with_bytes(*args: Any, **kw: Any) -> None:
+        calls.append((*args, kw))
+
+    for hook in (five, with_bytes):
+        feed = Feed(KIS.sim("http://127.0.0.1:9"), on_raw=hook)
+        feed.raw("kis#1", 1, RECEIVED_AT, "\ufffd0|H0STANC0", b"\xff0|H0STANC0")
+        feed.raw("kis#1", 1, RECEIVED_AT, "0|H0STANC0")
+    head = ("kis", "kis#1", 1, RECEIVED_AT)
+    assert calls == [
+        (*head, "\ufffd0|H0STANC0"),
+        (*head, "0|H0STANC0"),
+        (*head, "\ufffd0|H0STANC0", {"raw_bytes": b"\xff0|H0STANC0"}),
+        (*head, "0|H0STANC0", {}),
+    ]
+
+
+def test_registered_secrets_are_masked_in_the_bytes_too(tmp_path: Path) -> None:
+    secret = "approval-" + secrets.token_hex(16)
+    register_secret(secret)
+    data = b"\xff" + secret.encode() + "거래정지".encode("cp949")
+    with JournalWriter(tmp_path / "j") as journal:
+        journal("kis", "kis#1", 1, RECEIVED_AT, frame_text(data)[0], raw_bytes=data)
+    (entry,) = read_journal(tmp_path / "j")
+    assert entry.raw_bytes == b"\xff****" + "거래정지".encode("cp949")
     assert secret not in entry.frame and "****" in entry.frame
 
 

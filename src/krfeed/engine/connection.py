@@ -127,7 +127,9 @@ class Connection:
             text, how = frame_text(data)
             if how is not None:
                 self._lenient_frame(how)
-            sink.raw(self.name, self._conn_no, received_at, text)
+                sink.raw(self.name, self._conn_no, received_at, text, data)
+            else:
+                sink.raw(self.name, self._conn_no, received_at, text)
             msgs = self.decode(text, received_at)
             if how is not None:
                 msgs = with_raw_bytes(msgs, data, how)

@@ -24,7 +24,12 @@ class Delivery(Protocol):
 
     async def decode_error(self, error: DecodeError) -> None: ...
 
-    def raw(self, session: str, conn: int, received_at: datetime, text: str) -> None: ...
+    def raw(
+        self, session: str, conn: int, received_at: datetime, text: str, data: bytes | None = None
+    ) -> None:
+        """Every inbound frame as text; ``data``: its bytes as received, given only when they
+        were not valid UTF-8 (``text`` is then the lenient decoding)."""
+        ...
 
 
 #: The former name (``krfeed.session.EventSink``), kept for code that imports it.
