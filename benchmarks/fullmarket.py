@@ -2,10 +2,11 @@
 most active codes over 13 keys (79 keys, 3,200 registrations), with the simulator's opening
 profile (default: 30,000 records/s for 60 s, then 5,000/s for 30 s, per-code activity skewed).
 
-Two cases, each with ``krfeed sim`` in its own process:
+Three cases, each with ``krfeed sim`` in its own process:
 
 - **sqlite**: one collector process (the ``krfeed record`` path: Feed → Recorder → SQLite,
   the embedded default with ``synchronous=full``) over all 79 keys;
+- **sqlite-shards**: two collectors (``--shard 1/2`` and ``--shard 2/2``) into one SQLite file;
 - **nats**: two collectors (``--shard 1/2`` and ``--shard 2/2`` of the same config) into NATS
   JetStream (127.0.0.1:4222), and one ``consume`` process into PostgreSQL (127.0.0.1:5432).
 
@@ -17,7 +18,7 @@ CPU seconds per 10,000 records of each krfeed process, RSS at the start and end 
 peak). The collectors start, subscribe, report ready; then the profile starts; once it is
 over, each process stops when nothing new has been committed for 3 s.
 
-    python benchmarks/fullmarket.py [--quick] [--json] [--only sqlite|nats]
+    python benchmarks/fullmarket.py [--quick] [--json] [--only sqlite|sqlite-shards|nats]
     python benchmarks/fullmarket.py --burst-rate 30000 --burst-seconds 60 --steady-seconds 30
 """
 
