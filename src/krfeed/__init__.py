@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from krfeed.brokers import KIS, Kiwoom
 from krfeed.engine import SessionOptions, Subscription, SubState
-from krfeed.errors import AuthError, KrfeedError, SubscriptionError, TransientError
+from krfeed.errors import (
+    AuthError,
+    FeedClosed,
+    KrfeedError,
+    SubscriptionError,
+    TransientError,
+)
 from krfeed.events import (
     Connected,
     Disconnected,
@@ -40,6 +46,7 @@ __all__ = [
     "Dropped",
     "Event",
     "Feed",
+    "FeedClosed",
     "FeedItem",
     "KISCodec",
     "KISRecord",

@@ -11,14 +11,10 @@ from typing import Any, cast
 
 import msgspec
 
-from krfeed.errors import KrfeedError
+from krfeed.errors import ConditionError as ConditionError  # defined there, importable here
 from krfeed.events import ConditionRestored, ConditionUnwatched, ConditionWatched
 from krfeed.records.kiwoom import ConditionHit
 from krfeed.schema.enums import ENUM_KINDS, ConditionEvent, PriceSign
-
-
-class ConditionError(KrfeedError):
-    """A condition search request cannot be made or was refused (one sentence saying why)."""
 
 
 @dataclass

@@ -40,6 +40,7 @@ from krfeed.condition_data import (
     match_of,
     plain_code,
 )
+from krfeed.errors import FeedClosed
 from krfeed.events import (
     ConditionRestored,
     ConditionUnwatched,
@@ -293,7 +294,7 @@ class ConditionManager:
             if s.failed is not None:
                 raise ConditionError(f"the Kiwoom session {s.name} stopped: {s.failed}")
             if s.stats.state == "closed" or self._feed_closed():
-                raise ConditionError("the feed is closed")
+                raise FeedClosed("the feed was closed before the condition request was answered")
             if self._ready.is_set() and s.connected:
                 return
             with contextlib.suppress(TimeoutError):

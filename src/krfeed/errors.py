@@ -24,6 +24,15 @@ class SubscriptionError(KrfeedError):
     """A subscription cannot be made (unknown type, limit reached, not offered on mock)."""
 
 
+class ConditionError(KrfeedError):
+    """A condition search request cannot be made or was refused (one sentence saying why)."""
+
+
+class FeedClosed(SubscriptionError, ConditionError):
+    """The feed was closed: it takes no more subscriptions or condition requests (a new Feed
+    does). Caught as SubscriptionError or ConditionError alike."""
+
+
 def network_reason(e: BaseException) -> str:
     """A failed connection in words a person can act on (``connection refused``, ``host not
     found``, ``timed out``) instead of an exception class name."""

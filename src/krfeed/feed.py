@@ -33,7 +33,7 @@ from krfeed.conditions import (
     manager_for,
 )
 from krfeed.engine import Session, SessionOptions, Subscription
-from krfeed.errors import SubscriptionError
+from krfeed.errors import FeedClosed, SubscriptionError
 from krfeed.events import Dropped, Event
 from krfeed.events import FeedItem as FeedItem  # re-exported: krfeed.feed.FeedItem
 from krfeed.logs import get_logger
@@ -117,6 +117,7 @@ class Feed:
         self._callbacks: list[tuple[Any, Callable[[Any], Any]]] = []
         self._started = False
         self._closed = False
+        self._closed_event = asyncio.Event()  # set by close(): ends subscribe's wait
         self._records = Counter[type[Record]]()  # delivered, per record class
         self._delivered = 0
         self._latency = _Latency()
@@ -142,7 +143,9 @@ class Feed:
         await self.close()
 
     async def start(self) -> None:
-        """Open the HTTP client and start one session per broker config (app key)."""
+        """Open the HTTP client and start one session per broker config (app key).
+        Raises :class:`FeedClosed` once the feed was closed (a closed feed is not restarted)."""
+        self._check_open("start")
         if self._started:
             return
         self._started = True
@@ -164,6 +167,7 @@ class Feed:
         if self._closed:
             return
         self._closed = True
+        self._closed_event.set()
         for s in self.sessions:
             await s.prepare_close()
         if self.sessions:
@@ -174,6 +178,10 @@ class Feed:
         if self._http is not None:
             await self._http.close()
         self._queue.close()
+
+    def _check_open(self, what: str) -> None:
+        if self._closed:
+            raise FeedClosed(f"cannot {what}: the feed is closed (make a new Feed)")
 
     # ---- subscriptions ----
 
@@ -190,8 +198,10 @@ class Feed:
         Returns the subscriptions; with ``wait`` after each is confirmed or failed (or
         ``timeout``). Raises :class:`SubscriptionError` for what is known to fail before any
         round trip: unknown type, a type the mock server does not offer, no room left under
-        the per-app-key limit, a broker with no configured session.
+        the per-app-key limit, a broker with no configured session; :class:`FeedClosed` (a
+        SubscriptionError) once the feed was closed, also while waiting.
         """
+        self._check_open("subscribe")
         if not self._started:
             await self.start()
         broker, code = self._resolve(type_)
@@ -219,10 +229,23 @@ class Feed:
                 out.append(sub)
             s.add(fresh)
         if wait and out:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await asyncio.gather(*(sub.settled.wait() for sub in out))
+            await self._settle(out, timeout)
         return out
+
+    async def _settle(self, subs: list[Subscription], timeout: float) -> None:
+        """Wait until every one of ``subs`` is settled, ``timeout`` ends or the feed closes."""
+        settled = asyncio.ensure_future(asyncio.gather(*(sub.settled.wait() for sub in subs)))
+        closed = asyncio.ensure_future(self._closed_event.wait())
+        try:
+            done, _ = await asyncio.wait(
+                (settled, closed), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for f in (settled, closed):
+                f.cancel()
+            await asyncio.gather(settled, closed, return_exceptions=True)
+        if settled not in done:
+            self._check_open("wait for the subscriptions")
 
     def _owner(self, sessions: Sequence[Session], code: str, item: str) -> Session | None:
         """The session already holding (code, item), if any."""
@@ -235,7 +258,9 @@ class Feed:
     async def unsubscribe(
         self, type_: TypeRef[Any] | str, codes: Sequence[str] | str | None = None
     ) -> None:
-        """Unregister ``type_`` for ``codes`` (all of that type when ``codes`` is None)."""
+        """Unregister ``type_`` for ``codes`` (all of that type when ``codes`` is None).
+        Raises :class:`FeedClosed` once the feed was closed."""
+        self._check_open("unsubscribe")
         broker, code = self._resolve(type_)
         rt = get_type(broker, code)
         wanted = None if codes is None else set([codes] if isinstance(codes, str) else codes)
@@ -297,23 +322,28 @@ class Feed:
         )
 
     async def conditions(self, *, session: str | None = None) -> list[Condition]:
-        """The saved conditions (CNSRLST) of a Kiwoom session (the first, or ``session``)."""
+        """The saved conditions (CNSRLST) of a Kiwoom session (the first, or ``session``).
+        These four raise :class:`FeedClosed` (a ConditionError) once the feed was closed."""
+        self._check_open("list the saved conditions")
         await self.start()
         return await self._conditions(session).saved()
 
     async def search(self, seq: str | int, *, session: str | None = None) -> list[ConditionMatch]:
         """The stocks matching condition ``seq`` now (CNSRREQ one-off, every page)."""
+        self._check_open(f"search condition {seq}")
         await self.start()
         return await self._conditions(session).search(seq)
 
     async def watch(self, seq: str | int, *, session: str | None = None) -> ConditionWatch:
         """Follow condition ``seq`` in real time: the current matches, then 02 records in the
         stream (restored after reconnects). Raises ConditionError beyond the limits."""
+        self._check_open(f"watch condition {seq}")
         await self.start()
         return await self._conditions(session).watch(seq)
 
     async def unwatch(self, seq: str | int, *, session: str | None = None) -> None:
         """Stop following condition ``seq`` (CNSRCLR)."""
+        self._check_open(f"unwatch condition {seq}")
         await self._conditions(session).unwatch(seq)
 
     # ---- delivery (the sessions' engine.Delivery) ----
@@ -372,7 +402,7 @@ class Feed:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[FeedItem]:
-        if not self._started:
+        if not self._started and not self._closed:  # a closed feed's stream just ends
             await self.start()
         q = self._queue
         counts = self._records

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from krfeed.brokers import BrokerConfig
 from krfeed.engine import Subscription
+from krfeed.errors import FeedClosed
 from krfeed.feed import Feed, FeedItem
 from krfeed.records.base import TypeRef
 
@@ -55,12 +56,21 @@ class SyncFeed:
     def subscribe(
         self, type_: TypeRef[Any] | str, codes: Sequence[str] | str | None = None, **kw: Any
     ) -> list[Subscription]:
+        """:meth:`Feed.subscribe`, blocking; :class:`FeedClosed` after close()."""
+        self._check_open("subscribe")
         return self._call(self.feed.subscribe(type_, codes, **kw))
 
     def unsubscribe(
         self, type_: TypeRef[Any] | str, codes: Sequence[str] | str | None = None
     ) -> None:
+        """:meth:`Feed.unsubscribe`, blocking; :class:`FeedClosed` after close()."""
+        self._check_open("unsubscribe")
         self._call(self.feed.unsubscribe(type_, codes))
+
+    def _check_open(self, what: str) -> None:
+        # after close() the loop is stopped: a call handed to it would never come back
+        if self._closing.is_set():
+            raise FeedClosed(f"cannot {what}: the feed is closed (make a new SyncFeed)")
 
     def stats(self) -> dict[str, Any]:
         return self.feed.stats()
