@@ -437,3 +437,55 @@ async def test_malformed_at_a_rate_for_a_while(sim: Simulator, http: aiohttp.Cli
     ]
     assert not any(good)
     await ws.close()
+
+
+def kiwoom_conn(sim: Simulator) -> Any:
+    return next(c for c in sim.conns.values() if c.broker == "kiwoom" and not c.closed)
+
+
+async def test_swallow_replies_keeps_the_requests(http: aiohttp.ClientSession) -> None:
+    async with Simulator(SimConfig(rate=0, ping_interval=0.2)) as sim:
+        kw = await http.ws_connect(sim.kiwoom_ws_url)
+        await kw.send_str(json.dumps({"trnm": "LOGIN", "token": sim.kiwoom_token(sim_appkey(1))}))
+        assert json.loads(await next_frame(kw))["return_code"] == 0
+        kis = await kis_session(http, sim)  # its subscribe is answered: not yet swallowing
+        assert json.loads(await next_frame(kis))["body"]["msg_cd"] == "OPSP0000"
+        assert sim.fault("swallow_replies", count=1)["affected"] == 2
+
+        def reg(trnm: str, typ: str, item: str) -> str:
+            return json.dumps(
+                {"trnm": trnm, "grp_no": "1", "data": [{"item": [item], "type": [typ]}]}
+            )
+
+        await kw.send_str(reg("REG", "0B", "000660"))  # registered, its reply swallowed
+        await kw.send_str(reg("REG", "ZZ", "005930"))  # refused: the first reply that comes
+        refused = json.loads(await next_frame(kw))
+        assert (refused["trnm"], refused["return_code"]) == ("REG", 1)
+        assert "type=ZZ" in refused["return_msg"]
+        assert kiwoom_conn(sim).registrations() == {("0B", "000660")}
+
+        sim.fault("swallow_replies", broker="kiwoom", op="unsubscribe", count=1)
+        await kw.send_str(reg("REMOVE", "0B", "000660"))  # removed, its reply swallowed
+        await kw.send_str(reg("REG", "0B", "005930"))  # a subscribe reply is not swallowed
+        assert json.loads(await next_frame(kw)) == {
+            "trnm": "REG",
+            "return_code": 0,
+            "return_msg": "",
+        }
+        assert kiwoom_conn(sim).registrations() == {("0B", "005930")}
+
+        def sub(key: str) -> str:
+            header = {"approval_key": sim.kis_approval_key(), "custtype": "P", "tr_type": "1"}
+            return json.dumps(
+                {"header": header, "body": {"input": {"tr_id": "H0STCNT0", "tr_key": key}}}
+            )
+
+        await kis.send_str(sub("000660"))  # registered, its reply swallowed
+        await kis.send_str(sub("000660"))  # the same again: the broker says it already is
+        again = json.loads(await next_frame(kis))
+        assert (again["header"]["tr_key"], again["body"]["msg_cd"]) == ("000660", "OPSP0002")
+        assert sim.stats()["replies_swallowed"] == 3
+        with pytest.raises(ValueError, match="op must be one of subscribe, unsubscribe, any"):
+            sim.fault("swallow_replies", op="both")
+        await kw.close()
+        await kis.close()

@@ -86,6 +86,10 @@ class Admin(MarketFeed):
                     secs = f.num("seconds")
                     c.invalid_utf8_until = now + secs if secs else 0.0
             affected = len(targets)
+        elif action == "swallow_replies":
+            for c in targets:
+                c.swallow_left[str(f.params["op"])] += int(f.params["count"])
+            affected = len(targets)
         elif action == "delay_handshake":
             self.faults.handshake_delays.append([int(f.params["count"]), f])
         elif action == "refuse_logins":

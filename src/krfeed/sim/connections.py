@@ -132,6 +132,8 @@ class Conn:
         self.invalid_utf8_rate = 0.0
         self.invalid_utf8_until = 0.0
         self.invalid_utf8_n = 0
+        #: replies still to swallow, by kind of request (the swallow_replies fault)
+        self.swallow_left: Counter[str] = Counter()
         self.closed = False
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -168,6 +170,16 @@ class Conn:
 
     def control(self, obj: Any, label: str) -> None:
         self.push(Out(obj if isinstance(obj, str) else dumps(obj), "control", label))
+
+    def swallows(self, op: str) -> bool:
+        """The reply to this ``op`` request ("subscribe" / "unsubscribe") is not to be sent
+        (the ``swallow_replies`` fault); counted in ``replies_swallowed``."""
+        for kind in (op, "any"):
+            if self.swallow_left[kind] > 0:
+                self.swallow_left[kind] -= 1
+                self.sim.counters["replies_swallowed"] += 1
+                return True
+        return False
 
     def close_after(self, code: int = 1000, reason: str = "", *, front: bool = False) -> None:
         """Close cleanly once what is queued before this has been sent."""

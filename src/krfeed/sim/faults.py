@@ -2,9 +2,9 @@
 
 A fault request is ``{"action": …, "broker": "kiwoom"|"kis"|None, "appkey": …|None, …}``;
 see :data:`ACTIONS` for the parameters of each action. Connection faults (drop, close, silence,
-half_open, malformed) apply to the matching connections open at the time; the others (delay
-handshakes, refuse logins, expire tokens) change how the simulator answers from then on; an
-outage does both.
+half_open, malformed, invalid_utf8, swallow_replies) apply to the matching connections open at
+the time; the others (delay handshakes, refuse logins, expire tokens) change how the simulator
+answers from then on; an outage does both.
 """
 
 from __future__ import annotations
@@ -35,7 +35,12 @@ ACTIONS: dict[str, dict[str, Any]] = {
     # the WebSocket service down: open connections aborted, new handshakes answered HTTP 503
     # for N seconds (per broker; REST stays up, as it runs on other hosts)
     "outage": {"seconds": 5.0},
+    # the replies to the next N requests of kind op (subscribe: Kiwoom REG / KIS tr_type 1,
+    # unsubscribe: REMOVE / tr_type 2, any) are not sent; the requests still take effect
+    "swallow_replies": {"count": 1, "op": "subscribe"},
 }
+#: The kinds of request whose replies ``swallow_replies`` can swallow.
+REPLY_OPS = ("subscribe", "unsubscribe", "any")
 BROKER_NAMES = ("kiwoom", "kis")
 
 
@@ -90,6 +95,8 @@ def parse_fault(action: str, params: dict[str, Any]) -> Fault:
         code = out["code"]
         if not (1000 <= code <= 4999) or code in (1004, 1005, 1006, 1015):
             raise ValueError(f"close: {code} is not a close code a server may send")
+    if action == "swallow_replies" and out["op"] not in REPLY_OPS:
+        raise ValueError(f"swallow_replies: op must be one of {', '.join(REPLY_OPS)}")
     if action in ("malformed", "invalid_utf8") and "count" not in params and out["rate"] > 0:
         out["count"] = 0
     return Fault(action, broker, str(appkey) if appkey is not None else None, out)

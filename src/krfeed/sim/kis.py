@@ -133,11 +133,17 @@ def on_text(sim: SimHost, conn: Conn, text: str) -> None:
     if tr_type not in ("1", "2"):
         _reply(conn, tr_id, tr_key, "OPSP8997")
         return
+
+    def answer(msg_cd: str, **kw: Any) -> None:
+        # the swallow_replies fault takes the answer to a (un)subscribe, not the request
+        if not conn.swallows("unsubscribe" if tr_type == "2" else "subscribe"):
+            _reply(conn, tr_id, tr_key, msg_cd, **kw)
+
     if str(header.get("custtype") or "").strip() not in ("P", "B"):
-        _reply(conn, tr_id, tr_key, "OPSP8998")
+        answer("OPSP8998")
         return
     if not _valid_tr(sim, tr_id):
-        _reply(conn, tr_id, tr_key, "OPSP8991")
+        answer("OPSP8991")
         return
     t = get_type("kis", tr_id)
     if t.encrypted:
@@ -147,7 +153,7 @@ def on_text(sim: SimHost, conn: Conn, text: str) -> None:
     else:
         key_ok = bool(_STOCK_KEY.match(tr_key))
     if not key_ok:
-        _reply(conn, tr_id, tr_key, "OPSP8992")
+        answer("OPSP8992")
         return
     appkey = tok.appkey
     owner = sim.kis_sessions.get(appkey)
@@ -161,22 +167,19 @@ def on_text(sim: SimHost, conn: Conn, text: str) -> None:
         sim.kis_sessions[appkey] = conn
     sub = (tr_id, tr_key)
     if tr_type == "2":
-        if conn.kis_subs.pop(sub, None) is None:
-            _reply(conn, tr_id, tr_key, "OPSP0003")
-        else:
-            _reply(conn, tr_id, tr_key, "OPSP0001")
+        answer("OPSP0003" if conn.kis_subs.pop(sub, None) is None else "OPSP0001")
         return
     if sub in conn.kis_subs:
-        _reply(conn, tr_id, tr_key, "OPSP0002")
+        answer("OPSP0002")
         return
     if len(conn.kis_subs) >= sim.config.kis_max_registrations:
-        _reply(conn, tr_id, tr_key, "OPSP0008")
+        answer("OPSP0008")
         return
     key, iv = conn.kis_keys.setdefault(
         tr_id, (sim.random_chars(32), sim.random_chars(16, "0123456789abcdef"))
     )
     conn.kis_subs[sub] = AesKey(key, iv)
-    _reply(conn, tr_id, tr_key, "OPSP0000", output={"iv": iv, "key": key})
+    answer("OPSP0000", output={"iv": iv, "key": key})
 
 
 # the REST handlers moved to krfeed.sim.kis_rest; importable from here as before

@@ -215,9 +215,15 @@ def _blocks(msg: dict[str, Any]) -> list[tuple[list[str], list[str]]] | str:
     return out
 
 
+def _answer(conn: Conn, trnm: str, return_code: int, why: str = "") -> None:
+    """The reply to a REG / REMOVE, unless the ``swallow_replies`` fault takes it."""
+    if not conn.swallows("subscribe" if trnm == "REG" else "unsubscribe"):
+        conn.control({"trnm": trnm, "return_code": return_code, "return_msg": why}, trnm)
+
+
 def _reg(sim: SimHost, conn: Conn, msg: dict[str, Any]) -> None:
     def fail(why: str) -> None:
-        conn.control({"trnm": "REG", "return_code": 1, "return_msg": why}, "REG")
+        _answer(conn, "REG", 1, why)
 
     grp = msg.get("grp_no")
     grp_no = str(grp).strip() if grp is not None else ""
@@ -250,7 +256,7 @@ def _reg(sim: SimHost, conn: Conn, msg: dict[str, Any]) -> None:
         fail("등록 종목수 초과")
         return
     conn.groups[grp_no] = merged
-    conn.control({"trnm": "REG", "return_code": 0, "return_msg": ""}, "REG")
+    _answer(conn, "REG", 0)
     if any(t == "0s" for t, _ in new):
         now = datetime.now(KST)
         vals = sim.market_status_values(sim.market.phase(), now)
@@ -263,7 +269,7 @@ def _remove(sim: SimHost, conn: Conn, msg: dict[str, Any]) -> None:
     blocks = _blocks(msg)
     if isinstance(blocks, str) or not grp_no:
         why = blocks if isinstance(blocks, str) else "grp_no가 없습니다"
-        conn.control({"trnm": "REMOVE", "return_code": 1, "return_msg": why}, "REMOVE")
+        _answer(conn, "REMOVE", 1, why)
         return
     regs = conn.groups.get(grp_no, set())
     if not blocks:
@@ -275,7 +281,7 @@ def _remove(sim: SimHost, conn: Conn, msg: dict[str, Any]) -> None:
                     regs.discard((t, item))
         if not regs:
             conn.groups.pop(grp_no, None)
-    conn.control({"trnm": "REMOVE", "return_code": 0, "return_msg": ""}, "REMOVE")
+    _answer(conn, "REMOVE", 0)
 
 
 def _cnsrlst(sim: SimHost, conn: Conn, msg: dict[str, Any]) -> None:
