@@ -90,3 +90,74 @@ def test_classify() -> None:
     assert (v.fatal, v.refused, v.unexpected) == (False, False, False)
     v = classify(KeyError("x"))
     assert (v.refused, v.unexpected, v.reason) == (True, True, "internal error: KeyError: 'x'")
+
+
+# ---- a subscribe the broker never answers ----
+
+
+def unanswered(item: str = "005930") -> Subscription:
+    s = sub(SubState.PENDING, item)
+    assert transition(s, Change.TIMEOUT, "no reply from the broker within 10 s (sent twice)")
+    return s
+
+
+def test_no_reply_fails_a_pending_subscribe_unanswered() -> None:
+    s = unanswered()
+    assert (s.state, s.unanswered, s.code) == (SubState.FAILED, True, "")
+    assert s.reason == "no reply from the broker within 10 s (sent twice)"
+    assert s.settled.is_set() and not s.live and s.awaited
+    for state in (SubState.DESIRED, SubState.CONFIRMED, SubState.FAILED, SubState.REMOVED):
+        assert not transition(sub(state), Change.TIMEOUT)
+    removing = sub(SubState.CONFIRMED)
+    transition(removing, Change.UNSEND)
+    assert not transition(removing, Change.TIMEOUT)  # an unsubscribe is not failed
+    assert (removing.state, removing.removing) == (SubState.PENDING, True)
+
+
+@pytest.mark.parametrize(
+    ("change", "end", "reason"),
+    [
+        (Change.CONFIRM, SubState.CONFIRMED, ""),  # a late reply, or its data
+        (Change.REFUSE, SubState.FAILED, "MAX SUBSCRIBE OVER (OPSP0008)"),  # a late refusal
+        (Change.LOST, SubState.DESIRED, ""),  # replayed on the next connection
+        (Change.STOP, SubState.FAILED, "session stopped"),
+        (Change.GONE, SubState.REMOVED, ""),
+    ],
+)
+def test_what_settles_an_unanswered_subscribe(change: Change, end: SubState, reason: str) -> None:
+    s = unanswered()
+    assert transition(s, change, reason)
+    assert (s.state, s.reason, s.unanswered) == (end, reason, False)
+
+
+def test_a_refused_subscribe_stays_refused() -> None:
+    s = sub(SubState.PENDING)
+    assert transition(s, Change.REFUSE, "MAX SUBSCRIBE OVER (OPSP0008)", "OPSP0008")
+    for change in (Change.CONFIRM, Change.LOST, Change.STOP, Change.TIMEOUT):
+        assert not transition(s, change)
+    assert (s.state, s.code, s.unanswered) == (SubState.FAILED, "OPSP0008", False)
+
+
+def test_awaited_means_sent_and_a_reply_or_data_would_confirm_it() -> None:
+    s = sub()
+    assert transition(s, Change.SEND) and not s.awaited  # queued, not sent yet
+    s.sends = 1  # the engine counts each frame as it goes out
+    assert s.awaited
+    assert transition(s, Change.CONFIRM) and not s.awaited
+    assert transition(s, Change.UNSEND) and s.sends == 0
+    s.sends = 1
+    assert not s.awaited  # an unsubscribe in flight is not confirmed by data
+    assert transition(s, Change.LOST) and transition(s, Change.SEND) and s.sends == 0
+
+
+def test_an_unanswered_subscribe_counts_as_held() -> None:
+    table = SubscriptionTable("kis#1")
+    a, b, c = sub(item="A"), sub(item="B"), sub(item="C")
+    table.take([a, b, c])
+    for s in (a, b, c):
+        transition(s, Change.SEND)
+    transition(a, Change.TIMEOUT, "no reply")
+    transition(b, Change.REFUSE, "refused")
+    assert table.count_live() == 2  # a (the broker may hold it) and c
+    assert table.cut_off() == []
+    assert (a.state, b.state, c.state) == (SubState.DESIRED, SubState.FAILED, SubState.DESIRED)

@@ -1,11 +1,16 @@
 """Subscription state: every change of a :class:`Subscription`'s state goes through
 :func:`transition`, and a session's set of them lives in one :class:`SubscriptionTable`.
 
-    DESIRED --send--> PENDING --confirm--> CONFIRMED
+    DESIRED --send--> PENDING --confirm--> CONFIRMED   (the broker's reply, or data for it)
                               --refuse---> FAILED
+                              --timeout--> FAILED (unanswered) --confirm/refuse--> as above
     PENDING/CONFIRMED --unsend--> PENDING (removing) --gone--> REMOVED
-    PENDING/CONFIRMED --lost--> DESIRED   (the connection ended: replayed on the next one)
-    any live state --stop--> FAILED       (the session gave up)
+    PENDING/CONFIRMED/unanswered --lost--> DESIRED   (the connection ended: replayed next time)
+    any live state or unanswered --stop--> FAILED    (the session gave up)
+
+A subscribe that got no reply (sent twice) fails *unanswered*: the broker may hold it all the
+same, so a late reply or data still settles it, an unsubscribe is still sent for it, it counts
+among the registrations held, and the next connection replays it.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ class Change(StrEnum):
     WANT = "want"  # taken over by a session: (again) desired
     SEND = "send"  # a subscribe frame is queued
     UNSEND = "unsend"  # an unsubscribe frame is queued
-    CONFIRM = "confirm"  # the broker accepted the subscribe
+    CONFIRM = "confirm"  # the broker accepted the subscribe (or its data arrived)
     REFUSE = "refuse"  # the broker refused the subscribe
+    TIMEOUT = "timeout"  # no reply to the subscribe, sent twice
     GONE = "gone"  # no longer registered (unsubscribed, or never sent)
     LOST = "lost"  # the connection ended
     STOP = "stop"  # the session stopped for good
@@ -57,6 +63,10 @@ class Subscription:
     settled: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     #: An unsubscribe was sent on the current connection and its reply is awaited.
     removing: bool = field(default=False, init=False, repr=False)
+    #: FAILED because the broker never answered (not refused): a late answer still settles it.
+    unanswered: bool = field(default=False, init=False, repr=False)
+    #: Frames sent for the current subscribe or unsubscribe on this connection (the engine's).
+    sends: int = field(default=0, init=False, repr=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -66,6 +76,14 @@ class Subscription:
     def live(self) -> bool:
         """Desired, pending or confirmed (not failed, not removed)."""
         return self.state not in _ENDED
+
+    @property
+    def awaited(self) -> bool:
+        """Its subscribe went out and a reply (or data) would confirm it now: pending and sent
+        on this connection, or failed unanswered."""
+        if self.state is SubState.PENDING:
+            return self.sends > 0 and not self.removing
+        return self.unanswered
 
 
 def transition(sub: Subscription, change: Change, reason: str = "", code: str = "") -> bool:
@@ -79,17 +97,21 @@ def transition(sub: Subscription, change: Change, reason: str = "", code: str = 
     elif change is Change.UNSEND:
         new, reason = SubState.PENDING, "unsubscribing"
     elif change is Change.CONFIRM or change is Change.REFUSE:
-        if state is not SubState.PENDING or sub.removing:
+        if (state is not SubState.PENDING or sub.removing) and not sub.unanswered:
             return False
         new = SubState.CONFIRMED if change is Change.CONFIRM else SubState.FAILED
+    elif change is Change.TIMEOUT:
+        if state is not SubState.PENDING or sub.removing:
+            return False
+        new = SubState.FAILED
     elif change is Change.GONE:
         new = SubState.REMOVED
     elif change is Change.LOST:
-        if state not in (SubState.PENDING, SubState.CONFIRMED):
+        if state not in (SubState.PENDING, SubState.CONFIRMED) and not sub.unanswered:
             return False
         new = SubState.DESIRED
     else:  # STOP
-        if state in _ENDED:
+        if state in _ENDED and not sub.unanswered:
             return False
         new = SubState.FAILED
     sub.state = new
@@ -97,6 +119,9 @@ def transition(sub: Subscription, change: Change, reason: str = "", code: str = 
     sub.code = code
     # a stopped session keeps the note of an unsubscribe in flight (it is dead either way)
     sub.removing = change is Change.UNSEND or (change is Change.STOP and sub.removing)
+    sub.unanswered = change is Change.TIMEOUT
+    if change is Change.SEND or change is Change.UNSEND:
+        sub.sends = 0
     if new in _SETTLED:
         sub.settled.set()
     else:
@@ -117,7 +142,8 @@ class SubscriptionTable:
         return iter(self.by_key.values())
 
     def count_live(self) -> int:
-        return sum(1 for s in self.by_key.values() if s.live)
+        """Registrations held or maybe held: live, or failed unanswered."""
+        return sum(1 for s in self.by_key.values() if s.live or s.unanswered)
 
     def in_state(self, state: SubState) -> list[Subscription]:
         return [s for s in self.by_key.values() if s.state == state]
