@@ -20,6 +20,7 @@
     backoff_cap = 30         # the slow path: authentication, refusals
     subscribe_interval = 0.05  # between subscribe frames on one connection (20/s)
     connect_interval = 0.1   # between the first connections of many app keys (10/s)
+    reply_timeout = 10       # wait this long for a (un)subscribe reply, then once more (0: forever)
 
 The file is looked for at ``--config``, ``$KRFEED_CONFIG``, ``./krfeed.toml``, then
 ``~/.config/krfeed/krfeed.toml``. ``KRFEED_KIWOOM_APPKEY``/``_SECRETKEY`` and
@@ -58,8 +59,9 @@ class Config:
         not given). A smaller idle_timeout lowers idle_floor with it."""
         values: dict[str, Any] = dict(self.session)
         values.update({k: v for k, v in override.items() if v is not None})
-        if values.get("reconnect_cap") == 0:
-            values["reconnect_cap"] = None
+        for key in ("reconnect_cap", "reply_timeout"):  # 0: none
+            if values.get(key) == 0:
+                values[key] = None
         if "idle_timeout" in values and "idle_floor" not in values:
             values["idle_floor"] = min(SessionOptions.idle_floor, values["idle_timeout"])
         return SessionOptions(**values)
@@ -221,6 +223,7 @@ SESSION_KEYS = (
     "backoff_cap",
     "subscribe_interval",
     "connect_interval",
+    "reply_timeout",
 )
 
 

@@ -40,17 +40,25 @@ class Subscribed(Event, frozen=True, kw_only=True):
 
 
 class SubscribeFailed(Event, frozen=True, kw_only=True):
-    """A registration was refused, locally (limits, mock) or by the broker."""
+    """A registration was refused, locally (limits, mock) or by the broker; or, ``unanswered``,
+    the broker did not answer it (``reason`` "no reply from the broker within …"): then a late
+    reply or its data may still confirm it, with a ``Subscribed`` event."""
 
     type: str
     item: str
     reason: str
     code: str = ""
+    unanswered: bool = False
 
 
 class Unsubscribed(Event, frozen=True, kw_only=True):
+    """A registration is gone. ``reason`` is empty when the broker confirmed it (or the
+    connection ended, which ends every registration), else why it counts as gone without
+    the broker's word (no reply to the unsubscribe, sent twice)."""
+
     type: str
     item: str
+    reason: str = ""
 
 
 class Disconnected(Event, frozen=True, kw_only=True):

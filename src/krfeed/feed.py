@@ -33,9 +33,11 @@ from krfeed.conditions import (
     manager_for,
 )
 from krfeed.engine import Session, SessionOptions, Subscription
+from krfeed.engine.subscriptions import COUNTED_STATES, count_states
 from krfeed.errors import FeedClosed, SubscriptionError
 from krfeed.events import Dropped, Event
 from krfeed.events import FeedItem as FeedItem  # re-exported: krfeed.feed.FeedItem
+from krfeed.feed_stats import Latency, session_stats
 from krfeed.logs import get_logger
 from krfeed.protocol.messages import DecodeError
 from krfeed.queue import BoundedQueue, Overflow
@@ -61,26 +63,6 @@ def _takes_raw_bytes(hook: Callable[..., Any]) -> bool:
         or (p.name == "raw_bytes" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
         for p in params
     )
-
-
-class _Latency:
-    """Receive→deliver latency: a ring of the last samples, for percentiles."""
-
-    def __init__(self, size: int = 100_000) -> None:
-        self._buf = [0.0] * size
-        self._n = 0
-        self._size = size
-
-    def add(self, seconds: float) -> None:
-        self._buf[self._n % self._size] = seconds
-        self._n += 1
-
-    def percentiles(self, *ps: float) -> dict[str, float | None]:
-        n = min(self._n, self._size)
-        if not n:
-            return {f"p{p:g}": None for p in ps}
-        data = sorted(self._buf[:n])
-        return {f"p{p:g}": round(data[min(n - 1, int(p / 100 * n))] * 1000, 3) for p in ps}
 
 
 class Feed:
@@ -120,7 +102,7 @@ class Feed:
         self._closed_event = asyncio.Event()  # set by close(): ends subscribe's wait
         self._records = Counter[type[Record]]()  # delivered, per record class
         self._delivered = 0
-        self._latency = _Latency()
+        self._latency = Latency()
         self._t0 = time.monotonic()
         self.subscriptions: dict[tuple[str, str, str], Subscription] = {}
         #: Kiwoom condition search limits (see :mod:`krfeed.conditions`)
@@ -200,6 +182,12 @@ class Feed:
         round trip: unknown type, a type the mock server does not offer, no room left under
         the per-app-key limit, a broker with no configured session; :class:`FeedClosed` (a
         SubscriptionError) once the feed was closed, also while waiting.
+
+        Data for a pending subscription confirms it. A request the broker does not answer is
+        sent once more after ``SessionOptions.reply_timeout`` (10 s), and after another fails
+        "no reply from the broker within 10 s (sent twice)" (``unanswered``; a late reply or
+        its data still confirms it). One still pending when ``timeout`` ends is settled later:
+        a ``Subscribed`` or ``SubscribeFailed`` event in the stream says how.
         """
         self._check_open("subscribe")
         if not self._started:
@@ -459,27 +447,14 @@ class Feed:
 
     def stats(self) -> dict[str, Any]:
         """Counters: frames, records per type, decode errors, frames that were not valid UTF-8,
-        reconnects, queue, drops, latency."""
-        sess = {
-            s.name: {
-                "state": s.stats.state,
-                "connects": s.stats.connects,
-                "reconnects": s.stats.reconnects,
-                "frames": s.stats.frames,
-                "records": s.stats.records,
-                "decode_errors": s.stats.decode_errors,
-                "layout_notices": s.stats.layout_notices,
-                "invalid_utf8": s.stats.invalid_utf8,
-                "cp949": s.stats.cp949,
-                "pings": s.stats.pings,
-                "heartbeat_interval": s.stats.heartbeat_interval,
-                "idle_limit": round(s.idle_limit()[0], 3),
-                "stalls": s.stats.stalls,
-                "registrations": s.registrations(),
-                "failed": s.failed,
-            }
-            for s in self.sessions
-        }
+        reconnects, subscriptions by state (``unanswered``: of the failed, those the broker
+        never answered), (un)subscribe frames not answered in time (``reply_timeouts``), queue,
+        drops, latency."""
+        states = {s.name: count_states(s.subs.values()) for s in self.sessions}
+        sess = {s.name: session_stats(s, states[s.name]) for s in self.sessions}
+        subs = Counter[str]()
+        for n in states.values():
+            subs.update(n)
         return {
             "uptime": round(time.monotonic() - self._t0, 3),
             "frames": sum(v["frames"] for v in sess.values()),
@@ -492,6 +467,8 @@ class Feed:
             "invalid_utf8": sum(v["invalid_utf8"] for v in sess.values()),
             "cp949": sum(v["cp949"] for v in sess.values()),
             "reconnects": sum(v["reconnects"] for v in sess.values()),
+            "subscriptions": {k: subs[k] for k in COUNTED_STATES},
+            "reply_timeouts": sum(v["reply_timeouts"] for v in sess.values()),
             "queue_depth": len(self._queue),
             "queue_high_water": self._queue.high_water,
             "dropped": self._queue.dropped,

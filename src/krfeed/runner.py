@@ -188,7 +188,9 @@ class Watch:
         if isinstance(item, SubscribeFailed):
             self.refused[f"{item.broker} {item.type} {item.item}".rstrip()] = item.reason
             subs = self.feed.subscription_states()
-            if subs and all(x.state in (SubState.FAILED, SubState.REMOVED) for x in subs):
+            # one the broker did not answer may still be confirmed by a late reply or its data
+            ended = (SubState.FAILED, SubState.REMOVED)
+            if subs and all(x.state in ended and not x.unanswered for x in subs):
                 refused = "; ".join(f"{k}: {v}" for k, v in self.refused.items())
                 self.reason = f"every subscription was refused ({refused})"
         elif isinstance(item, SessionFailed):
@@ -236,7 +238,8 @@ def _log_event(item: object) -> None:
     elif isinstance(item, Subscribed):
         log.info("%s: subscribed %s %s", item.session, item.type, item.item)
     elif isinstance(item, SubscribeFailed):
-        log.warning("%s: %s %s refused: %s", item.session, item.type, item.item, item.reason)
+        verb = "unanswered" if item.unanswered else "refused"
+        log.warning("%s: %s %s %s: %s", item.session, item.type, item.item, verb, item.reason)
     elif isinstance(item, Reconnecting):
         log.warning(
             "%s: reconnecting (attempt %d) in %.1fs: %s",

@@ -259,6 +259,7 @@ async def test_control_events_and_decode_errors(sink: PostgresSink, pg_url: str)
     )  # fmt: skip
     assert json.loads(e["detail"]) == {
         "type": "H0STCNT0", "item": "005930", "reason": "MAX SUBSCRIBE OVER", "code": "OPSP0008",
+        "unanswered": False,
     }  # fmt: skip
     rows = await pg_rows(pg_url, "krfeed_decode_errors", order="reason")
     assert [(r["type"], r["received_at"], r["reason"], r["raw"]) for r in rows] == [

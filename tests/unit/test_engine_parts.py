@@ -172,6 +172,11 @@ def test_config_session_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert (opts.idle_timeout, opts.idle_floor, opts.idle_heartbeats) == (2.0, 2.0, 4.0)
     f.write_text("[session]\nreconnect_cap = 0\n")
     assert load_config(f).session_options().reconnect_cap is None  # 0: always the slow path
+    assert SessionOptions().reply_timeout == 10.0
+    f.write_text("[session]\nreply_timeout = 4\n")
+    assert load_config(f).session_options().reply_timeout == 4.0
+    f.write_text("[session]\nreply_timeout = 0\n")
+    assert load_config(f).session_options().reply_timeout is None  # 0: wait for as long as it takes
     assert load_config(sim="http://127.0.0.1:8765").session_options() == SessionOptions()
     for body, message in (
         ("[session]\nidle_timout = 45\n", "unknown key 'idle_timout' in \\[session\\]"),

@@ -9,7 +9,7 @@ import pytest
 
 from krfeed.engine import Change, FatalSession, Reconnect, Subscription, SubState, transition
 from krfeed.engine.classify import classify
-from krfeed.engine.subscriptions import SubscriptionTable
+from krfeed.engine.subscriptions import SubscriptionTable, count_states
 from krfeed.errors import TransientError
 
 
@@ -159,5 +159,12 @@ def test_an_unanswered_subscribe_counts_as_held() -> None:
     transition(a, Change.TIMEOUT, "no reply")
     transition(b, Change.REFUSE, "refused")
     assert table.count_live() == 2  # a (the broker may hold it) and c
+    assert count_states(table) == {
+        "desired": 0,
+        "pending": 1,
+        "confirmed": 0,
+        "failed": 2,
+        "unanswered": 1,
+    }
     assert table.cut_off() == []
     assert (a.state, b.state, c.state) == (SubState.DESIRED, SubState.FAILED, SubState.DESIRED)

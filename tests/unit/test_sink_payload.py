@@ -140,7 +140,22 @@ EVENT_SAMPLES: list[Any] = [
         reason="MAX SUBSCRIBE OVER",
         code="OPSP0008",
     ),
+    events.SubscribeFailed(
+        broker="kiwoom",
+        session="kiwoom#1",
+        type="0B",
+        item="005930",
+        reason="no reply from the broker within 10 s (sent twice)",
+        unanswered=True,
+    ),
     events.Unsubscribed(broker="kis", session="kis#1", type="H0STPGM0", item="005930"),
+    events.Unsubscribed(
+        broker="kis",
+        session="kis#1",
+        type="H0STPGM0",
+        item="000660",
+        reason="no reply from the broker within 10 s (sent twice); counted as removed",
+    ),
     events.Disconnected(broker="kiwoom", session="kiwoom#1", reason="1006", fatal=True),
     events.Reconnecting(
         broker="kiwoom", session="kiwoom#1", attempt=3, delay=1.7, reason="x", path="socket"

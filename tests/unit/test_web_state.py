@@ -368,6 +368,16 @@ def test_health_sessions_subscriptions_and_notices() -> None:
             message="H0STCNT0 arrives with 47 fields",
         )
     )
+    st.ingest(
+        SubscribeFailed(
+            broker="kis",
+            session="kis#1",
+            type="H0STCNT0",
+            item="005930",
+            reason="no reply from the broker within 10 s (sent twice)",
+            unanswered=True,
+        )
+    )
     st.ingest(Disconnected(broker="kis", session="kis#1", reason="connection reset"))
     h = st.health_view(None, [])
     (s,) = h["sessions"]
@@ -376,6 +386,10 @@ def test_health_sessions_subscriptions_and_notices() -> None:
     texts = [n["text"] for n in h["notices"]]
     assert texts[0] == "kis#1 disconnected: connection reset"
     assert "kis#1 H0STPGM0 5930 refused: invalid tr_key" in texts
+    assert (
+        "kis#1 H0STCNT0 005930 unanswered: no reply from the broker within 10 s (sent twice)"
+        in texts
+    )
     assert "H0STCNT0 arrives with 47 fields" in texts
 
 

@@ -121,7 +121,8 @@ class LiveView:
         elif isinstance(item, SessionFailed):
             self.log.append(f"{item.session} stopped: {item.reason}")
         elif isinstance(item, SubscribeFailed):
-            self.log.append(f"{item.type} {item.item} refused: {item.reason}")
+            verb = "unanswered" if item.unanswered else "refused"
+            self.log.append(f"{item.type} {item.item} {verb}: {item.reason}")
         elif isinstance(item, Stalled):
             self.log.append(f"{item.session} stalled for {item.silent_for:.0f}s")
         elif isinstance(item, Dropped):

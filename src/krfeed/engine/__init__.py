@@ -1,6 +1,7 @@
 """The broker-independent session engine: the connection loop (:mod:`.session`), the
 fatal/retry decision (:mod:`.classify`), the two reconnect paths (:mod:`.backoff`), heartbeat
-and stall limits (:mod:`.liveness`) and subscription state (:mod:`.subscriptions`)."""
+and stall limits (:mod:`.liveness`), subscription state (:mod:`.subscriptions`) and the
+(un)subscribe requests with the wait for their replies (:mod:`.requests`)."""
 
 from __future__ import annotations
 

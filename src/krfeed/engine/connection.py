@@ -1,6 +1,6 @@
 """One connection's wire work, for :class:`~krfeed.engine.session.Session`: open the socket,
 read and dispatch frames, send paced (un)subscribe frames, and watch for a half-open socket,
-a missing login and stalled data."""
+a missing login, stalled data and replies that do not come (:mod:`krfeed.engine.requests`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from krfeed.engine.backoff import in_market_hours
 from krfeed.engine.classify import describe
 from krfeed.engine.liveness import Liveness
 from krfeed.engine.options import SessionOptions, SessionStats
+from krfeed.engine.requests import Requests
 from krfeed.engine.subscriptions import Subscription, SubState
 from krfeed.errors import TransientError
 from krfeed.events import Event, LayoutChanged, Stalled
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 log = get_logger("krfeed.session")
 
 
-class Connection:
+class Connection(Requests):
     """The per-connection half of a session (state lives on the session)."""
 
     broker: str
@@ -138,6 +139,8 @@ class Connection:
                     stats.records += 1
                     stats.last_data_at = now
                     self._got_data = True
+                    if self._awaiting:
+                        self._data_for(m)  # before the record: Subscribed comes first
                     if not offer(m):
                         await sink.record(m)
                 elif isinstance(m, Ping):
@@ -171,10 +174,15 @@ class Connection:
     async def _watchdog(self, ws: _WebSocket) -> None:
         opts = self.opts
         base = 0.5 if opts.stall_timeout is None else max(0.05, min(1.0, opts.stall_timeout / 4))
+        if opts.reply_timeout is not None:
+            base = min(base, max(0.05, opts.reply_timeout / 4))
         while not ws.closed:
             limit = self.idle_limit()[0]
             await asyncio.sleep(min(base, max(0.05, limit / 8)))
-            reason = self._watch_once(time.monotonic())
+            now = time.monotonic()
+            if self._ready:
+                self._check_replies(now)
+            reason = self._watch_once(now)
             if reason is not None:
                 await ws.close(code=1000, message=reason.encode())
                 return

@@ -52,6 +52,15 @@ class SessionOptions:
     #: app keys do not ask for approval keys / tokens all at once (10 a second, below KIS's 20
     #: REST calls/s; [session] connect_interval). Reconnects are spread by their jitter.
     connect_interval: float = 0.1
+    #: Seconds to wait for the broker's reply to a subscribe or unsubscribe frame once it
+    #: went out (replies normally take milliseconds; [session] reply_timeout). With neither
+    #: reply nor data by then, the frame is sent once more (KIS answers a repeated subscribe
+    #: OPSP0002 "already subscribed", which confirms it; Kiwoom's REG with refresh 1 keeps the
+    #: group's registrations); after another reply_timeout a subscribe fails "no reply from
+    #: the broker within 10 s (sent twice)" (a SubscribeFailed event; a late reply or its data
+    #: still confirms it, and the next connection replays it) and an unsubscribe counts as
+    #: done (Unsubscribed with that reason). None: wait as long as the connection lasts.
+    reply_timeout: float | None = 10.0
     #: Consecutive failed logins / auth errors before a session gives up.
     max_auth_failures: int = 5
     #: KIS OPSP8996 (app key in use) within this long after a working connection was lost is
@@ -74,6 +83,9 @@ class SessionStats:
     cp949: int = 0
     pings: int = 0
     stalls: int = 0
+    #: (un)subscribe frames not answered within reply_timeout (each sent again once, then
+    #: given up on)
+    reply_timeouts: int = 0
     #: the learned heartbeat interval (None until two heartbeats on one connection)
     heartbeat_interval: float | None = None
     last_frame_at: float = 0.0

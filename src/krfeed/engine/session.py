@@ -3,11 +3,11 @@ for as long as the feed runs.
 
 :class:`Session` is written once: reconnect on two paths (:mod:`krfeed.engine.backoff`), heartbeat
 echo, an idle timeout for half-open sockets and a data watchdog
-(:mod:`krfeed.engine.liveness`), subscription state (:mod:`krfeed.engine.subscriptions`) and
-paced sends, and shutdown. A broker's session adapter (``krfeed.brokers.<broker>.session``)
-adds what differs: authentication, framing and the meaning of replies; it raises
-:class:`FatalSession` / :class:`Reconnect`, and its ``classify`` turns an exception into the
-engine's :class:`Verdict`.
+(:mod:`krfeed.engine.liveness`), subscription state (:mod:`krfeed.engine.subscriptions`), paced
+sends and the wait for their replies (:mod:`krfeed.engine.requests`), and shutdown. A broker's
+session adapter (``krfeed.brokers.<broker>.session``) adds what differs: authentication,
+framing and the meaning of replies; it raises :class:`FatalSession` / :class:`Reconnect`, and
+its ``classify`` turns an exception into the engine's :class:`Verdict`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -27,13 +28,8 @@ from krfeed.engine.connection import Connection, _close_quietly
 from krfeed.engine.delivery import Delivery
 from krfeed.engine.liveness import Liveness
 from krfeed.engine.options import SessionOptions, SessionStats
-from krfeed.engine.subscriptions import (
-    Change,
-    Subscription,
-    SubscriptionTable,
-    SubState,
-    transition,
-)
+from krfeed.engine.requests import Frames as Frames  # where adapters have imported it from
+from krfeed.engine.subscriptions import Subscription, SubscriptionTable, SubState
 from krfeed.errors import AuthError, TransientError
 from krfeed.events import (
     Connected,
@@ -42,9 +38,6 @@ from krfeed.events import (
     Reconnected,
     Reconnecting,
     SessionFailed,
-    Subscribed,
-    SubscribeFailed,
-    Unsubscribed,
 )
 from krfeed.logs import get_logger
 
@@ -56,9 +49,6 @@ if TYPE_CHECKING:
     _WebSocket = aiohttp.ClientWebSocketResponse[Literal[False]]
 
 log = get_logger("krfeed.session")
-
-
-Frames = list[tuple[str, list[Subscription]]]
 
 
 class Session(Connection):
@@ -88,6 +78,8 @@ class Session(Connection):
         self._layouts_seen: set[tuple[str, int, tuple[str, ...]]] = set()
         self._ws: _WebSocket | None = None
         self._ops: asyncio.Queue[tuple[str, Callable[[], None]]] | None = None
+        self._requests: deque[tuple[float, bool, list[Subscription]]] = deque()
+        self._awaiting = False
         self._ready = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -122,7 +114,7 @@ class Session(Connection):
         return self._ready
 
     def registrations(self) -> int:
-        """Registrations held (desired, pending or confirmed)."""
+        """Registrations held (desired, pending or confirmed) or maybe held (unanswered)."""
         return self.table.count_live()
 
     def add(self, subs: Iterable[Subscription]) -> None:
@@ -133,11 +125,12 @@ class Session(Connection):
             self._queue_subscribe(new)
 
     def remove(self, keys: Iterable[tuple[str, str]]) -> list[Subscription]:
-        """Drop these subscriptions (unregistering them if connected)."""
+        """Drop these subscriptions (unregistering them if connected; also one that failed
+        unanswered, which the broker may hold)."""
         gone = [self.subs[k] for k in keys if k in self.subs and not self.subs[k].removing]
         sent = []
         for s in gone:
-            if self._ready and s.state in (SubState.PENDING, SubState.CONFIRMED):
+            if self._ready and (s.state in (SubState.PENDING, SubState.CONFIRMED) or s.unanswered):
                 sent.append(s)
             else:
                 self._removed(s)
@@ -194,52 +187,12 @@ class Session(Connection):
     def _assign(self, subs: list[Subscription]) -> None:
         """Broker-specific placement (Kiwoom groups)."""
 
-    def _subscribe_frames(self, subs: list[Subscription]) -> Frames:
-        raise NotImplementedError
-
-    def _unsubscribe_frames(self, subs: list[Subscription]) -> Frames:
-        raise NotImplementedError
-
-    def _sent_subscribe(self, subs: list[Subscription]) -> None:
-        """Called just before a subscribe frame for ``subs`` goes out."""
-
-    def _sent_unsubscribe(self, subs: list[Subscription]) -> None:
-        """Called just before an unsubscribe frame for ``subs`` goes out."""
+    # (the (un)subscribe frame hooks are krfeed.engine.requests.Requests')
 
     def _reset_connection_state(self) -> None:
         """Forget per-connection state (pending reply queues)."""
 
     decode: Callable[[str | bytes, datetime], list[Any]]
-
-    # ---- for adapters: replies ----
-
-    def _confirmed(self, s: Subscription) -> bool:
-        """The broker accepted ``s``'s subscribe (ignored when superseded)."""
-        if not transition(s, Change.CONFIRM):
-            return False
-        self._emit(Subscribed(broker=self.broker, session=self.name, type=s.type, item=s.item))
-        return True
-
-    def _refused(self, s: Subscription, reason: str, code: str) -> bool:
-        """The broker refused ``s``'s subscribe (ignored when superseded)."""
-        if not transition(s, Change.REFUSE, reason, code):
-            return False
-        self._emit(
-            SubscribeFailed(
-                broker=self.broker,
-                session=self.name,
-                type=s.type,
-                item=s.item,
-                reason=reason,
-                code=code,
-            )
-        )
-        return True
-
-    def _removed(self, s: Subscription) -> None:
-        """``s`` is no longer registered: forget it and say so."""
-        self.table.forget(s)
-        self._emit(Unsubscribed(broker=self.broker, session=self.name, type=s.type, item=s.item))
 
     def _retry_path(self, refused: bool, opened: bool, was_healthy: bool) -> str:
         """``"socket"`` or ``"backoff"``: see :func:`krfeed.engine.backoff.retry_path`."""
@@ -282,6 +235,8 @@ class Session(Connection):
         self._ready = False
         self._ws = None
         self._ops = None
+        self._requests.clear()
+        self._awaiting = False
         self._reset_connection_state()
         for s in self.table.cut_off():
             self._removed(s)
@@ -395,27 +350,9 @@ class Session(Connection):
         if todo:
             self._queue_subscribe(todo)
 
-    def _queue_subscribe(self, subs: list[Subscription]) -> None:
-        assert self._ops is not None
-        for s in subs:
-            transition(s, Change.SEND)
-        for frame, group in self._subscribe_frames(subs):
-            self._ops.put_nowait((frame, _bind(self._sent_subscribe, group)))
-
-    def _queue_unsubscribe(self, subs: list[Subscription]) -> None:
-        assert self._ops is not None
-        for s in subs:
-            transition(s, Change.UNSEND)
-        for frame, group in self._unsubscribe_frames(subs):
-            self._ops.put_nowait((frame, _bind(self._sent_unsubscribe, group)))
-
 
 def _nothing() -> None:
     pass
-
-
-def _bind(fn: Callable[[list[Subscription]], None], subs: list[Subscription]) -> Callable[[], None]:
-    return lambda: fn(subs)
 
 
 async def _swallow(task: asyncio.Task[Any]) -> None:

@@ -129,6 +129,21 @@ def transition(sub: Subscription, change: Change, reason: str = "", code: str = 
     return True
 
 
+#: The keys of :func:`count_states`.
+COUNTED_STATES = ("desired", "pending", "confirmed", "failed", "unanswered")
+
+
+def count_states(subs: Iterable[Subscription]) -> dict[str, int]:
+    """How many of ``subs`` are in each state but removed; ``unanswered``: of the failed,
+    those the broker never answered."""
+    n = dict.fromkeys(COUNTED_STATES, 0)
+    for s in subs:
+        if s.state.value in n:
+            n[s.state.value] += 1
+        n["unanswered"] += s.unanswered
+    return n
+
+
 class SubscriptionTable:
     """A session's subscriptions by (type, item), and those replaced while their unsubscribe
     is in flight."""

@@ -301,7 +301,8 @@ class DashboardState:
             s.state, s.reason, s.since = "failed", e.reason, now
             self._notice("error", f"{e.session} stopped: {e.reason}")
         elif isinstance(e, SubscribeFailed):
-            self._notice("error", f"{e.session} {e.type} {e.item} refused: {e.reason}")
+            verb = "unanswered" if e.unanswered else "refused"
+            self._notice("error", f"{e.session} {e.type} {e.item} {verb}: {e.reason}")
         elif isinstance(e, LayoutChanged):
             self.counts["layout_notices"] += 1
             self._notice("info", e.message or f"{e.type}: layout with {e.fields} fields")

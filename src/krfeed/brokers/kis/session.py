@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 log = get_logger("krfeed.session")
 
+#: The replies to an unsubscribe (UNSUBSCRIBE SUCCESS, and "not found": not registered either way)
+UNSUBSCRIBE_REPLIES = frozenset({"OPSP0001", "OPSP0003"})
+
 
 class KISSession(Session):
     """KIS: approval key, one subscribe frame per (tr_id, tr_key), PINGPONG echo, AES keys."""
@@ -85,6 +88,19 @@ class KISSession(Session):
         for s in subs:
             self._pending.setdefault(s.key, deque()).append(("unsub", s))
 
+    def _forget_request(self, unsub: bool, subs: list[Subscription]) -> None:
+        op = "unsub" if unsub else "sub"
+        for s in subs:
+            waiting = self._pending.get(s.key)
+            if waiting is None:
+                continue
+            for i, (o, x) in enumerate(waiting):
+                if o == op and x is s:
+                    del waiting[i]
+                    break
+            if not waiting:
+                del self._pending[s.key]
+
     async def _on_message(self, msg: Any, ws: _WebSocket) -> None:
         if not isinstance(msg, ControlReply):
             log.debug("session %s: ignoring %r", self.name, msg)
@@ -98,6 +114,11 @@ class KISSession(Session):
         pending = waiting.popleft() if waiting else None
         if waiting is not None and not waiting:
             del self._pending[(msg.tr_id, msg.tr_key)]
+        if pending is None:
+            # a reply the engine stopped waiting for (reply_timeout): the key says whose
+            late = self.subs.get((msg.tr_id, msg.tr_key))
+            if late is not None and late.awaited and code not in UNSUBSCRIBE_REPLIES:
+                pending = ("sub", late)
         if pending is None:
             if not msg.ok:
                 log.warning(

@@ -63,8 +63,16 @@ class KiwoomSession(Session):
         self.token = KiwoomToken(
             http, config.rest_url, config.appkey, config.secretkey, config.token_cache
         )
+        # Kiwoom's REG / REMOVE replies name no request: they are matched to the frames in
+        # the order sent. A frame the engine stopped waiting for (no reply within
+        # reply_timeout) leaves its queue, so that later replies line up, for _late: a reply
+        # that comes while nothing else waits is taken as the oldest of those.
         self._reg_fifo: deque[list[Subscription]] = deque()
         self._remove_fifo: deque[list[Subscription]] = deque()
+        self._late: dict[str, deque[list[Subscription]]] = {
+            "REG": deque(maxlen=64),
+            "REMOVE": deque(maxlen=64),
+        }
         self._token_retried = False
         self._login_token = ""
         self.groups = Groups(config.max_items_per_group)
@@ -84,6 +92,8 @@ class KiwoomSession(Session):
     def _reset_connection_state(self) -> None:
         self._reg_fifo.clear()
         self._remove_fifo.clear()
+        for late in self._late.values():
+            late.clear()
         if self.cond is not None:
             self.cond.on_lost()
 
@@ -111,6 +121,14 @@ class KiwoomSession(Session):
 
     def _sent_unsubscribe(self, subs: list[Subscription]) -> None:
         self._remove_fifo.append(subs)
+
+    def _forget_request(self, unsub: bool, subs: list[Subscription]) -> None:
+        fifo = self._remove_fifo if unsub else self._reg_fifo
+        for i, waiting in enumerate(fifo):
+            if waiting is subs:  # this frame's list (another may hold the same subscriptions)
+                del fifo[i]
+                self._late["REMOVE" if unsub else "REG"].append(subs)
+                return
 
     async def _on_message(self, msg: Any, ws: _WebSocket) -> None:
         if isinstance(msg, LoginResult):
@@ -157,10 +175,15 @@ class KiwoomSession(Session):
 
     def _on_reg(self, msg: RegResult) -> None:
         fifo = self._reg_fifo if msg.trnm == "REG" else self._remove_fifo
-        if not fifo:
+        late = self._late["REG" if msg.trnm == "REG" else "REMOVE"]
+        if fifo:
+            subs = fifo.popleft()
+        elif late:
+            subs = late.popleft()  # settles only those of them still waiting
+        else:
             log.warning("session %s: %s reply with nothing pending", self.name, msg.trnm)
             return
-        for s in fifo.popleft():
+        for s in subs:
             if msg.trnm != "REG":
                 if s.removing:
                     self._removed(s)
