@@ -1,7 +1,9 @@
 """The engine's wait for (un)subscribe replies, without a network: a toy adapter's frames are
 "sent" by hand and the watchdog's look is called with times past ``reply_timeout``. Sent once
 more, then failed unanswered (or, for an unsubscribe, counted as removed); data for a
-subscription whose reply is awaited confirms it; a late confirmation still settles it."""
+subscription whose reply is awaited confirms it; a late confirmation still settles it. Then the
+two adapters: Kiwoom's in-order reply matching stays in line after a lost reply, and a late
+reply is still taken (Kiwoom: the oldest frame given up on; KIS: by its key)."""
 
 from __future__ import annotations
 
@@ -190,3 +192,92 @@ def test_without_a_reply_timeout_the_wait_lasts_as_long_as_the_connection() -> N
     toy._data_for(trade("005930"))  # data still confirms it
     assert [type(e) for e in toy.sink.events] == [Subscribed]
     assert not any(isinstance(e, SubscribeFailed | Unsubscribed) for e in toy.sink.events)
+
+
+# ---- the adapters: a frame no longer waited for, and a reply that comes after all ----
+
+#: The replies as the protocol documents show them (protocols/kiwoom.md REG, protocols/kis.md).
+KIWOOM_REG_OK = '{"trnm":"REG","return_code":0,"return_msg":""}'
+KIWOOM_REG_REFUSED = '{"trnm":"REG","return_code":1,"return_msg":"등록 종목수 초과"}'
+KIS_SUBSCRIBED = (
+    '{"header":{"tr_id":"H0STASP0","tr_key":"005930","encrypt":"N"},'
+    '"body":{"rt_cd":"0","msg_cd":"OPSP0000","msg1":"SUBSCRIBE SUCCESS",'
+    '"output":{"iv":"d59d91fcf9fd0044","key":"iuheqrmvfxoceaxeyqgjwesozgizmmgx"}}}'
+)
+#: built from the documented reply layout with msg_cd OPSP0001 (UNSUBSCRIBE SUCCESS)
+KIS_UNSUBSCRIBED_BUILT = KIS_SUBSCRIBED.replace('"msg_cd":"OPSP0000"', '"msg_cd":"OPSP0001"')
+
+
+def adapter(session: Session) -> Session:
+    session._ready = True
+    session._ops = asyncio.Queue()
+    return session
+
+
+def send_queued(session: Session) -> None:
+    assert session._ops is not None
+    while not session._ops.empty():
+        session._ops.get_nowait()[1]()
+
+
+def kiwoom() -> Any:
+    from krfeed.brokers import Kiwoom
+    from krfeed.brokers.kiwoom.session import KiwoomSession
+
+    cfg = Kiwoom.sim("http://127.0.0.1:9")
+    return adapter(KiwoomSession("kiwoom#1", cfg, None, Sink(), SessionOptions()))  # type: ignore[arg-type]
+
+
+def kis() -> Any:
+    from krfeed.brokers import KIS
+    from krfeed.brokers.kis.session import KISSession
+
+    cfg = KIS.sim("http://127.0.0.1:9")
+    return adapter(KISSession("kis#1", cfg, None, Sink(), SessionOptions()))  # type: ignore[arg-type]
+
+
+def test_kiwoom_replies_stay_in_line_after_a_reply_that_never_came() -> None:
+    ks = kiwoom()
+    a = Subscription("kiwoom", "0B", "005930")
+    ks.add([a])
+    send_queued(ks)
+    ks._data_for(StockTrade(received_at=datetime(2025, 3, 14, tzinfo=UTC), item="005930"))
+    assert a.state is SubState.CONFIRMED  # by its data; its REG reply never comes
+    ks._check_replies(time.monotonic() + 10.5)  # a's frame leaves the reply queue
+    b = Subscription("kiwoom", "0B", "000660")
+    ks.add([b])
+    send_queued(ks)
+    for msg in ks.codec.receive(KIWOOM_REG_REFUSED):
+        ks._on_reg(msg)
+    # the refusal is b's (the only frame waiting), not taken for a's lost reply
+    assert (a.state, b.state, b.reason) == (SubState.CONFIRMED, SubState.FAILED, "등록 종목수 초과")
+
+
+def test_kiwoom_a_late_reply_confirms_the_oldest_frame_given_up_on() -> None:
+    ks = kiwoom()
+    a = Subscription("kiwoom", "0B", "005930")
+    ks.add([a])
+    for _ in range(2):
+        send_queued(ks)
+        ks._check_replies(time.monotonic() + 10.5)
+    assert a.unanswered and not ks._reg_fifo
+    for msg in ks.codec.receive(KIWOOM_REG_OK):
+        ks._on_reg(msg)
+    assert (a.state, a.unanswered) == (SubState.CONFIRMED, False)
+
+
+async def test_kis_a_late_reply_is_matched_by_its_key() -> None:
+    ks = kis()
+    a = Subscription("kis", "H0STASP0", "005930")
+    ks.add([a])
+    for _ in range(2):
+        send_queued(ks)
+        ks._check_replies(time.monotonic() + 10.5)
+    assert a.unanswered and not ks._pending
+    (unsubscribed,) = ks.codec.receive(KIS_UNSUBSCRIBED_BUILT)
+    await ks._on_message(unsubscribed, None)  # an unsubscribe's reply does not confirm it
+    assert a.state is SubState.FAILED
+    (subscribed,) = ks.codec.receive(KIS_SUBSCRIBED)
+    await ks._on_message(subscribed, None)
+    assert (a.state, a.unanswered) == (SubState.CONFIRMED, False)
+    assert [type(e).__name__ for e in ks._sink.events] == ["SubscribeFailed", "Subscribed"]
