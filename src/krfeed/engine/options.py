@@ -55,8 +55,9 @@ class SessionOptions:
     #: Seconds to wait for the broker's reply to a subscribe or unsubscribe frame once it
     #: went out (replies normally take milliseconds; [session] reply_timeout). With neither
     #: reply nor data by then, the frame is sent once more (KIS answers a repeated subscribe
-    #: OPSP0002 "already subscribed", which confirms it; Kiwoom's REG with refresh 1 keeps the
-    #: group's registrations); after another reply_timeout a subscribe fails "no reply from
+    #: OPSP0002 "already subscribed", which confirms it; Kiwoom's REG with refresh 1 adds to
+    #: the group's registrations, and its answer to a repeated one is UNVERIFIED: return_code
+    #: 0 expected); after another reply_timeout a subscribe fails "no reply from
     #: the broker within 10 s (sent twice)" (a SubscribeFailed event; a late reply or its data
     #: still confirms it, and the next connection replays it) and an unsubscribe counts as
     #: done (Unsubscribed with that reason). None: wait as long as the connection lasts.
