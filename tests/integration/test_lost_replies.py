@@ -216,3 +216,22 @@ async def test_a_run_goes_on_when_its_only_subscribe_is_unanswered(sim: Simulato
         # not "every subscription was refused": its data may still come
         assert [watch.see(i) for i in items][-1] == ""
         assert watch.refused == {"kis H0STCNT0 005930": NO_REPLY}
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+async def test_an_unsubscribe_is_not_repeated_after_the_code_was_subscribed_again(
+    sim: Simulator, broker: str
+) -> None:
+    async with Feed(config(broker, sim), options=OPTS) as feed:
+        await feed.subscribe(trade(broker), ["005930"])
+        sim.fault("swallow_replies", broker=broker, op="unsubscribe", count=1)
+        await feed.unsubscribe(trade(broker), ["005930"])
+        (again,) = await feed.subscribe(trade(broker), ["005930"])
+        assert (again.state, again.reason) == (SubState.CONFIRMED, "")
+        # a repeated unsubscribe would go out after the new subscribe and remove it
+        await wait_for(lambda: not feed.sessions[0].table.leaving)
+        await push_trades(sim, broker, 1)
+        items = await collect(feed, lambda it: len(trades_of(it)) == 1)
+        assert trades_of(items) == ["005930"]
+        assert registered(sim) == Counter({(code(broker), "005930"): 1})
+        assert (again.state, again.reason) == (SubState.CONFIRMED, "")

@@ -171,7 +171,11 @@ class Requests:
                 continue  # answered (or confirmed by its data, or superseded)
             self.stats.reply_timeouts += 1
             for s in waiting:
-                if s.sends < 2:
+                if unsub and self.subs.get(s.key) is not s:
+                    # subscribed again since: sent now, the REMOVE would follow that new
+                    # REG / tr_type 1 and take the new registration away
+                    self._removed(s, "subscribed again before the broker's reply")
+                elif s.sends < 2:
                     again[unsub].append(s)
                 else:
                     self._no_reply(s, unsub, limit)
