@@ -165,7 +165,7 @@ async def consume(
                 continue
             items = [it for m in msgs for it in _decode(m, st)]
             per_msg = max(1.0, len(items) / len(msgs))
-            if not await _write_all(targets, items, msgs, stop, st):
+            if not await _write_chunks(targets, items, msgs, batch, ack_wait, stop, st):
                 # Stopped before every sink committed: hand the messages back now rather than
                 # after ack_wait (a sink that did commit them stores them once: idempotent ids).
                 for m in msgs:
@@ -230,6 +230,32 @@ def _decode(msg: Msg, st: ConsumeStatus) -> list[Item]:
                 )
             )
     return out
+
+
+async def _write_chunks(
+    sinks: list[Sink],
+    items: list[Item],
+    msgs: list[Msg],
+    batch: int,
+    ack_wait: float,
+    stop: asyncio.Event,
+    st: ConsumeStatus,
+) -> bool:
+    """:func:`_write_all` in transactions of ``batch`` items when a fetch brought far more
+    (the first fetch of bundles, sized before their size was known), keeping the messages
+    ours meanwhile; False if stopped before done."""
+    if len(items) <= 2 * batch:
+        return await _write_all(sinks, items, msgs, stop, st)
+    extend_at = time.monotonic() + ack_wait / 3
+    for i in range(0, len(items), batch):
+        if time.monotonic() >= extend_at:
+            extend_at = time.monotonic() + ack_wait / 3
+            for m in msgs:
+                with contextlib.suppress(Exception):
+                    await m.in_progress()
+        if not await _write_all(sinks, items[i : i + batch], msgs, stop, st):
+            return False
+    return True
 
 
 async def _write_all(

@@ -376,3 +376,38 @@ async def test_a_stream_that_does_not_exist_is_one_sentence(nats_server: str) ->
     )
     with pytest.raises(KrfeedError, match=rf"no stream capturing {missing.prefix}\.>"):
         await consume(f"{nats_server}?prefix={missing.prefix}", [_ListSink()], open_timeout=3)
+
+
+async def test_a_first_fetch_of_bundles_is_written_in_batches(nats_stream: NATSTarget) -> None:
+    """``batch`` counts items: the first fetch, sized before the bundles' size is known, brings
+    10 bundles of 50; they are written 20 at a time, then fetches hold about 20 items."""
+    records = sample_records(1000, seed=15, classes=[KIS["H0STPGM0"]])
+    s = NATSSink(nats_stream.url, bundle=50)
+    await s.open()
+    try:
+        await s.write(list(records))
+    finally:
+        await s.close()
+    sink = _ListSink()
+    sizes: list[int] = []
+    write = sink.write
+
+    async def noting(batch: list[Item]) -> None:
+        sizes.append(len(batch))
+        await write(batch)
+
+    sink.write = noting  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    status = ConsumeStatus()
+    task = asyncio.create_task(
+        consume(nats_stream.url, [sink], durable="sizes", batch=20, stop=stop, status=status)
+    )
+    try:
+        await until(lambda: status.records == len(records))
+    finally:
+        stop.set()
+        await task
+    assert sink.items == records
+    assert max(sizes) <= 50  # never a transaction of the whole first fetch (1,000 items)
+    assert sizes[:50] == [20] * 50  # the first fetch: 20 bundles, 1,000 items, 20 at a time
+    assert status.messages == 20

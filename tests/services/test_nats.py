@@ -156,6 +156,9 @@ async def test_bundles_split_at_the_limit(nats_stream: NATSTarget) -> None:
 def test_bundle_size_is_checked(bad: str) -> None:
     with pytest.raises(ValueError, match="bundle must be 1 to 1000"):
         NATSSink(f"nats://127.0.0.1:4222?bundle={bad}")
+    if bad.isdigit():
+        with pytest.raises(ValueError, match="bundle must be 1 to 1000"):
+            NATSSink("nats://127.0.0.1:4222", bundle=int(bad))
 
 
 async def test_lost_acks_are_republished_and_stored_once(nats_stream: NATSTarget) -> None:

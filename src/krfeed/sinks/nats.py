@@ -151,7 +151,7 @@ class NATSSink:
         if not 1 <= self.replicas <= 5:
             raise ValueError(f"replicas must be 1 to 5, not {self.replicas}")
         try:
-            self.bundle = int(bundle or query.get("bundle") or 1)
+            self.bundle = int(bundle if bundle is not None else query.get("bundle") or 1)
         except ValueError:
             raise ValueError(
                 f"bundle must be 1 to {MAX_BUNDLE}, not {query.get('bundle')!r}"
