@@ -235,3 +235,30 @@ async def test_an_unsubscribe_is_not_repeated_after_the_code_was_subscribed_agai
         assert trades_of(items) == ["005930"]
         assert registered(sim) == Counter({(code(broker), "005930"): 1})
         assert (again.state, again.reason) == (SubState.CONFIRMED, "")
+
+
+async def test_a_lost_reply_with_the_aes_key_reconnects_for_a_new_one(sim: Simulator) -> None:
+    """KIS execution notices: the SUBSCRIBE SUCCESS reply carries the AES key. When it is lost,
+    the repeat is answered OPSP0002 (already subscribed) without one, and every notice would be
+    undecryptable: the session reconnects at once, registers afresh, gets a key, and a fill
+    placed afterwards arrives as a record, not a decode error."""
+    from krfeed.brokers.base import sim_appkey
+    from krfeed.protocol.messages import DecodeError
+
+    async with Feed(KIS.sim(sim.url, 1), options=OPTS) as feed:
+        await connected(feed)
+        sim.fault("swallow_replies", broker="kis", count=1)
+        (sub,) = await feed.subscribe(KIS.EXECUTION_NOTICE)
+        items: list[Any] = await collect(
+            feed, lambda it: any(isinstance(i, Reconnected) for i in it)
+        )
+        await wait_for(lambda: sub.state is SubState.CONFIRMED and feed.sessions[0].connected)
+        await sim.place_order("kis", code="005930", qty=1, appkey=sim_appkey(1))
+        items += await collect(
+            feed, lambda it: any(isinstance(i, Record | DecodeError) for i in it)
+        )
+    (disconnect,) = [i for i in items if type(i).__name__ == "Disconnected"]
+    assert "no AES key for H0STCNI0" in disconnect.reason
+    (notice,) = [i for i in items if isinstance(i, Record | DecodeError)]
+    assert isinstance(notice, Record) and notice.type == "H0STCNI0"
+    assert notice.code == "005930"  # type: ignore[attr-defined]

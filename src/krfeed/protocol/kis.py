@@ -170,6 +170,7 @@ class KISCodec:
         return ping.raw
 
     def has_key(self, tr_id: str) -> bool:
+        """Whether the SUBSCRIBE SUCCESS key/iv of ``tr_id`` was seen."""
         return tr_id in self._keys
 
     # ---- inbound ----

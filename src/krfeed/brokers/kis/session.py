@@ -14,6 +14,7 @@ from krfeed.brokers.kis.auth import KISApprovalKey
 from krfeed.brokers.kis.config import KIS
 from krfeed.engine import FatalSession, Reconnect, Session, SessionOptions, Subscription
 from krfeed.engine.delivery import Delivery
+from krfeed.schema.catalog import get_type
 from krfeed.engine.session import Frames
 from krfeed.errors import AuthError
 from krfeed.logs import get_logger
@@ -133,6 +134,16 @@ class KISSession(Session):
         elif msg.ok:
             if self._confirmed(s):
                 self._approval_retried = False
+            if get_type("kis", msg.tr_id).encrypted and not self.codec.has_key(msg.tr_id):
+                # The reply with the AES key was lost and the repeat was answered OPSP0002,
+                # which carries none: every notice would be undecryptable on this connection.
+                # A new connection registers afresh (and gets a key); orders are reconciled
+                # over REST after the gap.
+                raise Reconnect(
+                    f"no AES key for {msg.tr_id}: its subscribe reply was lost and the repeat "
+                    f"was answered {code} without one",
+                    immediate=True,
+                )
         else:
             self._refused(s, f"{msg.msg1} ({code})", code)
 
