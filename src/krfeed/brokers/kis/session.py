@@ -14,12 +14,12 @@ from krfeed.brokers.kis.auth import KISApprovalKey
 from krfeed.brokers.kis.config import KIS
 from krfeed.engine import FatalSession, Reconnect, Session, SessionOptions, Subscription
 from krfeed.engine.delivery import Delivery
-from krfeed.schema.catalog import get_type
 from krfeed.engine.session import Frames
 from krfeed.errors import AuthError
 from krfeed.logs import get_logger
 from krfeed.protocol.kis import KISCodec
 from krfeed.protocol.messages import ControlReply
+from krfeed.schema.catalog import get_type
 
 if TYPE_CHECKING:
     from typing import Literal
