@@ -262,3 +262,27 @@ async def test_a_lost_reply_with_the_aes_key_reconnects_for_a_new_one(sim: Simul
     (notice,) = [i for i in items if isinstance(i, Record | DecodeError)]
     assert isinstance(notice, Record) and notice.type == "H0STCNI0"
     assert notice.code == "005930"  # type: ignore[attr-defined]
+
+
+async def test_a_kiwoom_refusal_after_a_lost_reply_is_not_pinned_on_the_wrong_request(
+    sim: Simulator,
+) -> None:
+    """Kiwoom's REG replies name no request. The reply to A (005930) is lost; B (BAD!!) is
+    refused: that refusal reaches the session while B is still in flight behind A, so it may be
+    B's — A fails *unanswered* (not refused), B is asked again alone and then refused for sure,
+    and A's data confirms it (the broker held it all along)."""
+    async with Feed(config("kiwoom", sim), options=OPTS) as feed:
+        await connected(feed)
+        sim.fault("swallow_replies", broker="kiwoom", count=1)
+        (good,) = await feed.subscribe(Kiwoom.TRADE, ["005930"], wait=False)
+        (bad,) = await feed.subscribe(Kiwoom.TRADE, ["BAD!!"], wait=False)
+        await wait_for(lambda: good.state is SubState.FAILED)
+        assert good.unanswered and "(possibly the reply to a later REG)" in good.reason
+        await wait_for(lambda: bad.state is SubState.FAILED, 10)
+        assert not bad.unanswered and "possibly" not in bad.reason
+        await push_trades(sim, "kiwoom", 1)
+        items = await collect(feed, lambda it: len(trades_of(it)) == 1)
+        assert good.state is SubState.CONFIRMED
+    failed = [e for e in settled(items) if e[0] == "SubscribeFailed"]
+    assert [(e[1], "possibly" in e[2]) for e in failed] == [("005930", True), ("BAD!!", False)]
+    assert ("Subscribed", "005930", "") in settled(items)

@@ -108,6 +108,25 @@ class Requests:
         )
         return True
 
+    def _refused_maybe(self, s: Subscription, reason: str, code: str) -> None:
+        """A refusal that may answer another request (a broker whose replies name none, with
+        later requests in flight and this one's reply possibly lost): ``s`` fails
+        *unanswered*, so its data, a late reply or the next connection still settles it."""
+        if s.unanswered or not transition(s, Change.TIMEOUT, reason, code):
+            return
+        log.warning("session %s: subscribe %s %s: %s", self.name, s.type, s.item, reason)
+        self._emit(
+            SubscribeFailed(
+                broker=self.broker,
+                session=self.name,
+                type=s.type,
+                item=s.item,
+                reason=reason,
+                code=code,
+                unanswered=True,
+            )
+        )
+
     def _removed(self, s: Subscription, reason: str = "") -> None:
         """``s`` is no longer registered: forget it and say so (``reason``: why without the
         broker's word)."""

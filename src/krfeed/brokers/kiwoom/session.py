@@ -183,11 +183,19 @@ class KiwoomSession(Session):
         else:
             log.warning("session %s: %s reply with nothing pending", self.name, msg.trnm)
             return
+        why = msg.message or "REG refused"
         for s in subs:
             if msg.trnm != "REG":
                 if s.removing:
                     self._removed(s)
             elif msg.ok:
                 self._confirmed(s)
+            elif fifo:
+                # Replies name no request: with later REGs in flight, this refusal may be
+                # theirs (this frame's reply lost). Kept unanswered: its data, a late reply or
+                # the next connection settles it (a refusal with nothing else in flight is sure).
+                self._refused_maybe(
+                    s, f"{why} (possibly the reply to a later REG)", str(msg.return_code)
+                )
             else:
-                self._refused(s, msg.message or "REG refused", str(msg.return_code))
+                self._refused(s, why, str(msg.return_code))
