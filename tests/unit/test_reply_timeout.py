@@ -166,6 +166,20 @@ def test_an_unsubscribe_without_reply_counts_as_removed() -> None:
     ]
 
 
+def test_an_unsubscribe_queued_behind_its_subscribe_is_still_sent_twice() -> None:
+    """Subscribed and unsubscribed before the subscribe frame went out: that frame does not
+    count as a send of the unsubscribe, which still gets its repeat."""
+    toy = Toy("kis")
+    s = Subscription("kis", "H0STCNT0", "005930")
+    toy.add([s])
+    toy.remove([s.key])  # both frames still queued
+    assert toy.send_queued() == ["subscribe H0STCNT0 005930", "unsubscribe H0STCNT0 005930"]
+    assert s.sends == 1
+    toy._check_replies(time.monotonic() + 10.5)
+    assert toy.send_queued() == ["unsubscribe H0STCNT0 005930"]
+    assert (s.state, s.removing) == (SubState.PENDING, True)
+
+
 def test_an_unanswered_subscribe_is_unsubscribed_on_the_wire() -> None:
     toy = Toy("kis")
     s = Subscription("kis", "H0STCNT0", "005930")

@@ -161,7 +161,8 @@ class Requests:
 
         def before() -> None:
             for s in subs:
-                s.sends += 1
+                if s.removing is unsub:  # not a subscribe frame of one unsubscribed since
+                    s.sends += 1
             hook(subs)
             if self.opts.reply_timeout is not None:
                 self._requests.append((time.monotonic(), unsub, subs))
