@@ -96,6 +96,10 @@ class Requests:
             return False
         if not transition(s, Change.REFUSE, reason, code):
             return False
+        self._failed(s, reason, code)
+        return True
+
+    def _failed(self, s: Subscription, reason: str, code: str, unanswered: bool = False) -> None:
         self._emit(
             SubscribeFailed(
                 broker=self.broker,
@@ -104,9 +108,9 @@ class Requests:
                 item=s.item,
                 reason=reason,
                 code=code,
+                unanswered=unanswered,
             )
         )
-        return True
 
     def _refused_maybe(self, s: Subscription, reason: str, code: str) -> None:
         """A refusal that may answer another request (a broker whose replies name none, with
@@ -115,17 +119,7 @@ class Requests:
         if s.unanswered or not transition(s, Change.TIMEOUT, reason, code):
             return
         log.warning("session %s: subscribe %s %s: %s", self.name, s.type, s.item, reason)
-        self._emit(
-            SubscribeFailed(
-                broker=self.broker,
-                session=self.name,
-                type=s.type,
-                item=s.item,
-                reason=reason,
-                code=code,
-                unanswered=True,
-            )
-        )
+        self._failed(s, reason, code, unanswered=True)
 
     def _removed(self, s: Subscription, reason: str = "") -> None:
         """``s`` is no longer registered: forget it and say so (``reason``: why without the
@@ -226,16 +220,7 @@ class Requests:
             self._removed(s, f"{reason}; counted as removed")
         elif transition(s, Change.TIMEOUT, reason):
             log.warning("session %s: subscribe %s failed: %s", self.name, what, reason)
-            self._emit(
-                SubscribeFailed(
-                    broker=self.broker,
-                    session=self.name,
-                    type=s.type,
-                    item=s.item,
-                    reason=reason,
-                    unanswered=True,
-                )
-            )
+            self._failed(s, reason, "", unanswered=True)
 
     def _data_for(self, rec: Record) -> None:
         """A record arrived while a subscribe awaits its reply: if it is that subscription's
