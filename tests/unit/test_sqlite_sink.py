@@ -280,3 +280,35 @@ async def test_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         SQLiteSink("sqlite:///x.db?synchronous=maybe")
     with pytest.raises(SinkError, match="no path"):
         SQLiteSink("sqlite:///")
+
+
+async def test_two_writers_share_one_file(tmp_path: Path) -> None:
+    """Two collectors (``--shard 1/2`` and ``2/2``) into one file: each waits its turn for
+    SQLite's one write lock, first creating the same tables at once, and every row lands."""
+    import asyncio
+
+    for n in range(20):  # opening at the same moment (the lock that switching to WAL takes)
+        pair = [SQLiteSink(url_of(tmp_path / f"open{n}.db")) for _ in range(2)]
+        await asyncio.gather(*(s.open() for s in pair))
+        await asyncio.gather(*(s.close() for s in pair))
+    db = tmp_path / "market.db"
+    records = kis_records()
+    one, two = SQLiteSink(url_of(db)), SQLiteSink(url_of(db))
+    await asyncio.gather(one.open(), two.open())
+    try:
+        batches = [
+            [msgspec.structs.replace(r, item=f"{n:06d}") for r in records] for n in range(40)
+        ]
+        await asyncio.gather(
+            *(sink.write(b) for i, b in enumerate(batches) for sink in [(one, two)[i % 2]])
+        )
+    finally:
+        await asyncio.gather(one.close(), two.close())
+    assert one.rows_written + two.rows_written == 40 * len(records)
+    for table in {table_of(r).name: table_of(r) for r in records}.values():
+        t, per = table.name, sum(table_of(r).name == table.name for r in records)
+        # order/fill tables keep one row per identity (the item is not part of it)
+        want = per if table.key else 40 * per
+        assert rows(db, f'SELECT count(*) FROM "{t}"')[0][0] == want, t
+        if not table.key:
+            assert rows(db, f'SELECT count(DISTINCT item) FROM "{t}"')[0][0] == 40, t

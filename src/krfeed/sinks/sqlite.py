@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
@@ -261,6 +262,19 @@ class SQLiteSink:
     # ---- synchronous parts (database thread only) ----
 
     def _open_sync(self) -> None:
+        # Another writer opening the same file at the same moment (two --shard collectors)
+        # holds the lock that switching to WAL needs, and SQLite does not wait for it.
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                self._open_once()
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.05)
+
+    def _open_once(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
         try:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
