@@ -37,9 +37,9 @@ from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import Record
 from krfeed.sinks import open_sink, timeout_option
 from krfeed.sinks.base import Item, Sink
-from krfeed.sinks.nats import ITEMS, connect, split_url
+from krfeed.sinks.nats import ITEMS, OPTIONS, connect, split_url
 from krfeed.sinks.payload import PayloadError, decode_payload
-from krfeed.sinks.urls import redact_url
+from krfeed.sinks.urls import check_options, redact_url
 
 
 @dataclass(slots=True)
@@ -102,6 +102,7 @@ async def consume(
     st.durable = durable
     stop = stop if stop is not None else asyncio.Event()
     server, query = split_url(nats_url)
+    check_options(redact_url(nats_url), query, OPTIONS)
     subjects = subjects or f"{query.get('prefix') or 'krfeed'}.>"
     owned: list[Sink] = []
     targets: list[Sink] = []

@@ -15,7 +15,7 @@ from krfeed.events import Reconnected
 from krfeed.protocol.messages import DecodeError
 from krfeed.records.kis import RECORDS as KIS
 from krfeed.records.kiwoom import RECORDS as KIWOOM
-from krfeed.sinks import open_sink
+from krfeed.sinks import SinkError, open_sink
 from krfeed.sinks.nats import NATSSink, subject_of, token
 from krfeed.sinks.payload import decode_payload, encode_with_id
 
@@ -252,3 +252,27 @@ async def test_stream_that_does_not_capture_the_prefix(nats_server: str) -> None
     finally:
         await nc.close()
         await delete_nats_stream(target)
+
+
+def test_unknown_url_options_are_refused() -> None:
+    with pytest.raises(SinkError, match=r"unknown option\(s\) bundel \(allowed: bundle, prefix"):
+        NATSSink("nats://127.0.0.1:4222?stream=S&bundel=50")
+
+
+async def test_a_prefix_another_stream_captures_is_one_sentence(nats_stream: NATSTarget) -> None:
+    """The prefix's subjects belong to another stream: creating a second one fails, and the
+    error names the stream that holds them."""
+    first = NATSSink(nats_stream.url)
+    await first.open()
+    await first.close()
+    other = f"{nats_stream.stream}_B"
+    second = NATSSink(f"{nats_stream.server}?stream={other}&prefix={nats_stream.prefix}")
+    with pytest.raises(SinkError) as caught:
+        await second.open()
+    msg = str(caught.value)
+    assert msg.startswith(f"cannot create the NATS stream {other!r} for {nats_stream.prefix}.>:")
+    assert msg.endswith(
+        f": stream {nats_stream.stream!r} already captures {nats_stream.prefix}.> (record into "
+        f"it with ?stream={nats_stream.stream}, or use another ?prefix=)"
+    )
+    assert "overlap" in msg

@@ -79,7 +79,9 @@ def test_undecodable_kis_frame_is_a_decode_error_with_its_bytes() -> None:
     assert err.raw_bytes == frame
     assert err.raw == "0|H0STPGM0|001|\ufffd\ufffd"
     assert err.type == "H0STPGM0"
-    assert err.reason.endswith("(the frame was not valid UTF-8; bad bytes replaced by U+FFFD)")
+    assert err.reason.startswith(
+        "the frame was not valid UTF-8 (bad bytes replaced by U+FFFD), then: "
+    )
 
 
 def test_undecodable_kiwoom_frame_is_a_decode_error_with_its_bytes() -> None:
@@ -88,8 +90,10 @@ def test_undecodable_kiwoom_frame_is_a_decode_error_with_its_bytes() -> None:
     assert isinstance(err, DecodeError)
     assert err.raw_bytes == frame
     assert err.raw == '\ufffd{"trnm":"PING"}'
-    assert err.reason.startswith("frame is not valid JSON")
-    assert err.reason.endswith("(the frame was not valid UTF-8; bad bytes replaced by U+FFFD)")
+    assert "then: frame is not valid JSON" in err.reason
+    assert err.reason.startswith(
+        "the frame was not valid UTF-8 (bad bytes replaced by U+FFFD), then: "
+    )
 
 
 def test_valid_utf8_bytes_keep_no_raw_bytes() -> None:

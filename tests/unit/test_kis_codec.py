@@ -534,7 +534,9 @@ def test_encrypted_frame_without_key() -> None:
 def test_non_utf8_frame() -> None:
     (err,) = decode(b"0|H0STPGM0|001|\xff\xfe")
     assert isinstance(err, DecodeError)
-    assert err.reason.endswith("(the frame was not valid UTF-8; bad bytes replaced by U+FFFD)")
+    assert err.reason.startswith(
+        "the frame was not valid UTF-8 (bad bytes replaced by U+FFFD), then: "
+    )
     assert err.raw == "0|H0STPGM0|001|\ufffd\ufffd"
     assert err.raw_bytes == b"0|H0STPGM0|001|\xff\xfe"
 

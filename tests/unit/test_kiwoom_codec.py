@@ -644,7 +644,12 @@ def test_real_with_empty_data_list_yields_nothing() -> None:
         ("[1,2,3]", "[1,2,3]", "frame is JSON but not an object"),
         ('"PING"', '"PING"', "frame is JSON but not an object"),
         ('{"return_code":0}', '{"return_code":0}', "frame has no 'trnm'"),
-        (b'{"trnm":"PING"\xff}', '{"trnm":"PING"\ufffd}', "frame is not valid JSON"),
+        (
+            b'{"trnm":"PING"\xff}',
+            '{"trnm":"PING"\ufffd}',
+            "the frame was not valid UTF-8 (bad bytes replaced by U+FFFD), then: frame is not "
+            "valid JSON",
+        ),
     ],
 )
 def test_bad_frames_become_decode_errors(frame: str | bytes, raw: str, reason_start: str) -> None:

@@ -40,13 +40,14 @@ def frame_text(data: bytes) -> tuple[str, str | None]:
 def with_raw_bytes(messages: Sequence[M], data: bytes, how: str) -> list[M]:
     """``messages`` with ``raw_bytes=data`` on each :class:`DecodeError` of a frame that was
     not valid UTF-8 (``how`` it was decoded, from :func:`frame_text`); its reason says so."""
+    # the cause first: what the decoder then said follows from the bad bytes
     note = (
-        " (the frame was not valid UTF-8; decoded as CP949)"
+        "the frame was not valid UTF-8 (decoded as CP949), then: "
         if how == CP949
-        else " (the frame was not valid UTF-8; bad bytes replaced by U+FFFD)"
+        else "the frame was not valid UTF-8 (bad bytes replaced by U+FFFD), then: "
     )
     return [
-        msgspec.structs.replace(m, raw_bytes=data, reason=m.reason + note)
+        msgspec.structs.replace(m, raw_bytes=data, reason=note + m.reason)
         if isinstance(m, DecodeError) and m.raw_bytes is None
         else m
         for m in messages

@@ -61,9 +61,9 @@ from nats.js import api
 from krfeed.events import Event
 from krfeed.protocol.messages import DecodeError
 from krfeed.records.base import Record
-from krfeed.sinks.base import Item
+from krfeed.sinks.base import Item, SinkError
 from krfeed.sinks.payload import encode_with_id
-from krfeed.sinks.urls import redact_url
+from krfeed.sinks.urls import check_options, redact_url
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 MSG_ID = "Nats-Msg-Id"
@@ -72,6 +72,8 @@ ITEMS = "Krfeed-Items"
 #: The last subject token of a bundle (never a code: codes have no leading underscore).
 BUNDLE = "_bundle"
 MAX_BUNDLE = 1000
+#: The query options of a ``nats://`` URL (``consume`` reads the same URL).
+OPTIONS = {"stream", "prefix", "replicas", "bundle"}
 
 
 #: A message to publish: subject, payload, headers, number of items.
@@ -137,6 +139,7 @@ class NATSSink:
     ) -> None:
         self.url = redact_url(url)
         self._server, query = split_url(url)
+        check_options(self.url, query, OPTIONS)
         self.stream: str = stream or query.get("stream") or "KRFEED"
         self.prefix: str = prefix or query.get("prefix") or "krfeed"
         if not re.fullmatch(r"[A-Za-z0-9_\-]+", self.stream):
@@ -204,8 +207,11 @@ class NATSSink:
             )
             try:
                 info = await self._js.add_stream(cfg)
-            except nats.js.errors.BadRequestError:
-                info = await self._js.stream_info(self.stream)  # created meanwhile by a peer
+            except nats.js.errors.BadRequestError as e:
+                try:
+                    info = await self._js.stream_info(self.stream)  # created meanwhile by a peer
+                except nats.js.errors.NotFoundError:
+                    raise await self._not_created(e) from None
         subjects = info.config.subjects or []
         if not any(_covers(s, wanted) for s in subjects):
             raise ValueError(
@@ -213,6 +219,22 @@ class NATSSink:
             )
         if info.config.duplicate_window:
             self.duplicate_window = float(info.config.duplicate_window)
+
+    async def _not_created(self, e: nats.js.errors.BadRequestError) -> SinkError:
+        """Why the stream could not be created, in one sentence (another stream holding the
+        subjects is the usual reason: name it)."""
+        why = e.description or str(e)
+        wanted = f"{self.prefix}.>"
+        other = ""
+        with contextlib.suppress(Exception):
+            other = await self._js.find_stream_name_by_subject(wanted)
+        hint = (
+            f": stream {other!r} already captures {wanted} (record into it with ?stream={other}, "
+            "or use another ?prefix=)"
+            if other
+            else ""
+        )
+        return SinkError(f"cannot create the NATS stream {self.stream!r} for {wanted}: {why}{hint}")
 
     async def close(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
