@@ -190,7 +190,7 @@ def sim_command(
         Path | None,
         typer.Option(
             "--write-config",
-            help="write a krfeed.toml with a [[kis]] table for each app key, pointing here",
+            help="write a krfeed.toml with a \\[\\[kis]] table for each app key, pointing here",
         ),
     ] = None,
     fault: Annotated[
