@@ -120,6 +120,7 @@ def test_schema_kis_h0stpgm0_json_lists_the_seed_fields_in_order() -> None:
     assert (doc["broker"], doc["code"], doc["class"]) == ("kis", "H0STPGM0", "ProgramTrading")
     assert [(f["wire"], f["korean"], f["name"]) for f in doc["fields"]] == PGM_SEED
     assert [f["kind"] for f in doc["fields"]] == ["text", "time"] + ["int"] * 9
+    assert doc["sql_table"] == "kis_program_trading"
 
 
 def test_schema_table_of_one_type() -> None:
@@ -127,6 +128,7 @@ def test_schema_table_of_one_type() -> None:
     assert r.returncode == 0, r.stderr
     for word in ("9201", "계좌번호", "account_no", "order_status", "enum:order_status"):
         assert word in r.stdout
+    assert "SQL table (sqlite, postgresql): kiwoom_order_execution" in r.stdout
 
 
 def test_schema_shows_units_other_than_won() -> None:

@@ -15,6 +15,7 @@ from krfeed.cli.common import broker_arg, fail
 from krfeed.schema.catalog import BROKERS, UnknownType, get_type, types
 from krfeed.schema.convert import KST
 from krfeed.schema.core import BASE_KINDS, UNIT_NAMES
+from krfeed.sinks.tables import table_for
 
 
 def schema(
@@ -79,6 +80,7 @@ def schema(
             "encrypted": t.encrypted,
             "account": t.account,
             "layouts": list(t.layouts),
+            "sql_table": table_for(t.broker, t.code).name,
             "fields": fields,
         }
         sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
@@ -95,6 +97,7 @@ def schema(
     if len(t.layouts) > 1:
         versions = ", ".join(f"{w} ({t.layout_label(w)})" for w in t.layouts)
         out.print(f"  layouts (fields per record): {versions}")
+    out.print(f"  SQL table (sqlite, postgresql): {table_for(t.broker, t.code).name}")
     units = sorted({f.unit for f in t.fields if f.unit})
     if units:
         out.print(f"  [dim]unit[/]: {', '.join(f'{u} = {UNIT_NAMES.get(u, u)}' for u in units)}")
