@@ -28,6 +28,7 @@ from krfeed.cli.common import (
     output_mode,
     run,
     setup_logging,
+    where_all,
 )
 from krfeed.runner import FeedFailed, QueuedRecorder, all_failed, on_stop_signals, run_until
 
@@ -209,7 +210,9 @@ def watch_command(
         from rich.console import Console
 
         Console(stderr=True).print(
-            f"recorded {result['recorded']:,} rows into {', '.join(to)}", highlight=False
+            f"recorded {result['recorded']:,} rows (records and control events) into "
+            f"{where_all(list(to))}",
+            highlight=False,
         )
 
 
