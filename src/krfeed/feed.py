@@ -43,6 +43,7 @@ from krfeed.protocol.messages import DecodeError
 from krfeed.queue import BoundedQueue, Overflow
 from krfeed.records.base import Record, TypeRef
 from krfeed.schema.catalog import UnknownType, get_type, types
+from krfeed.schema.core import RealtimeType
 
 log = get_logger("krfeed.feed")
 
@@ -175,7 +176,8 @@ class Feed:
         wait: bool = True,
         timeout: float = 10.0,
     ) -> list[Subscription]:
-        """Subscribe ``type_`` for ``codes`` (none for account types: 00/04, H0STCNI0/9).
+        """Subscribe ``type_`` for ``codes`` (none for account types: 00/04, H0STCNI0/9, which
+        carry the whole account and refuse codes).
 
         Returns the subscriptions; with ``wait`` after each is confirmed or failed (or
         ``timeout``). Raises :class:`SubscriptionError` for what is known to fail before any
@@ -199,7 +201,7 @@ class Feed:
             raise SubscriptionError(
                 f"no working {broker} session: add {broker.upper()}(...) to Feed"
             )
-        items = self._items(rt.account, codes, broker, code)
+        items = subscription_items(rt, codes)
         planned = registry.adapter(broker).plan(
             PlanRequest(rt, items, sessions, lambda c, it: self._owner(sessions, c, it))
         )
@@ -282,25 +284,6 @@ class Feed:
                 "use Kiwoom.X / KIS.X or 'kiwoom:0B', 'kis:H0STCNT0'"
             )
         raise TypeError(f"expected a type such as Kiwoom.TRADE, got {type_!r}")
-
-    @staticmethod
-    def _items(
-        account: bool, codes: Sequence[str] | str | None, broker: str, code: str
-    ) -> list[str]:
-        if isinstance(codes, str):
-            codes = [codes]
-        if account:
-            return []  # the adapter's plan places account types
-        if not codes:
-            raise SubscriptionError(f"{broker} {code} needs at least one code")
-        out = []
-        for c in codes:
-            c = c.strip()
-            if not c:
-                raise SubscriptionError(f"{broker} {code}: empty code")
-            if c not in out:
-                out.append(c)
-        return out
 
     # ---- Kiwoom condition search (조건검색): krfeed.conditions ----
 
@@ -492,3 +475,27 @@ def _matches(want: Any, item: FeedItem) -> bool:
             item.type == want or f"{item.broker}:{item.type}" == want
         )
     return False
+
+
+def subscription_items(rt: RealtimeType, codes: Sequence[str] | str | None) -> list[str]:
+    """The items to subscribe of type ``rt`` for ``codes`` (stripped, without repeats); an
+    account type takes none. Raises :class:`SubscriptionError` with the sentence to show."""
+    if isinstance(codes, str):
+        codes = [codes]
+    what = f"{rt.broker} {rt.code}"
+    if rt.account:
+        if codes and any(c.strip() for c in codes):
+            raise SubscriptionError(
+                f"{what} is an account type: it takes no codes (it carries the whole account)"
+            )
+        return []  # the adapter's plan places account types
+    if not codes:
+        raise SubscriptionError(f"{what} needs at least one code")
+    out = []
+    for c in codes:
+        c = c.strip()
+        if not c:
+            raise SubscriptionError(f"{what}: empty code")
+        if c not in out:
+            out.append(c)
+    return out

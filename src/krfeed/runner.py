@@ -23,7 +23,7 @@ from krfeed.events import (
     Subscribed,
     SubscribeFailed,
 )
-from krfeed.feed import Feed, FeedItem
+from krfeed.feed import Feed, FeedItem, subscription_items
 from krfeed.logs import get_logger
 from krfeed.records.base import Record
 from krfeed.schema.catalog import BROKERS, UnknownType, get_type
@@ -61,6 +61,10 @@ def parse_sub(spec: str) -> SubSpec:
         raise ValueError(
             f"subscription {spec!r}: {broker} {rt.code} needs codes, e.g. {spec}:005930"
         )
+    try:
+        subscription_items(rt, codes)  # what Feed.subscribe refuses, refused before connecting
+    except SubscriptionError as e:
+        raise ValueError(str(e)) from None
     return SubSpec(broker, rt.code, codes)
 
 

@@ -622,3 +622,24 @@ def test_connection_refused_reason_in_the_live_view_and_when_piped(tmp_path: Pat
     assert code == 2
     assert "kis#1 reconnecting: kis-approval request to" in text
     assert "failed: connection refused" in text and "down, attempt" in text
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("stream", "kiwoom", "00", "005930"),
+        ("stream", "kis", "H0STCNI9", "005930"),
+        ("record", "kiwoom:00:005930"),
+        ("record", "kis:H0STCNI0:005930"),
+    ],
+)
+def test_an_account_type_given_codes_is_one_sentence_and_exit_2(
+    args: tuple[str, ...], tmp_path: Path
+) -> None:
+    # refused before connecting (nothing listens at DEAD)
+    p = run(*args, "--sim", f"http://127.0.0.1:{DEAD}", cwd=tmp_path, timeout=60)
+    broker, type_ = (args[1], args[2]) if args[0] == "stream" else args[1].split(":")[:2]
+    assert one_line(p) == (
+        f"krfeed: {broker} {type_} is an account type: it takes no codes "
+        "(it carries the whole account)"
+    )

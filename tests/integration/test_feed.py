@@ -358,3 +358,18 @@ async def test_a_handshake_that_never_completes_is_retried(sim: Simulator) -> No
         items = await collect(feed, lambda it: count_of(Record, it) >= 1)
     first = next(i for i in items if isinstance(i, Reconnecting))
     assert "no WebSocket handshake within" in first.reason
+
+
+async def test_an_account_type_given_codes_is_refused_not_silently_widened(sim: Simulator) -> None:
+    # 00 / H0STCNI0 carry every order of the account: a code would look like a filter it is not
+    async with Feed(Kiwoom.sim(sim.url), KIS.sim(sim.url), options=FAST) as feed:
+        for type_, name in (
+            (Kiwoom.ORDER_EXECUTION, "kiwoom 00"),
+            ("kis:H0STCNI0", "kis H0STCNI0"),
+        ):
+            with pytest.raises(SubscriptionError) as e:
+                await feed.subscribe(type_, ["005930"])
+            assert str(e.value) == (
+                f"{name} is an account type: it takes no codes (it carries the whole account)"
+            )
+        assert feed.subscription_states() == []

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from krfeed.cli import conditions, consume, decode, demo, orders, record, sim, stream, web
 from krfeed.cli.common import err, say, setup_logging, verbose
@@ -35,7 +36,30 @@ def _plain_help_types() -> None:
 
 _plain_help_types()
 
+
+def _reader_gone() -> None:
+    """Point stdout at the null device: what is still buffered for a reader that closed the
+    pipe is dropped at exit instead of failing ("Exception ignored … BrokenPipeError")."""
+    import os
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+class _Commands(TyperGroup):
+    """The app's commands, run so that a reader closing our stdout (``| head``) stops the
+    command quietly with exit 0, like other Unix tools — not with the bare exit 1 of click,
+    which catches EPIPE before :func:`main` sees it."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            _reader_gone()
+            raise typer.Exit(0) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -59,10 +83,11 @@ def _main(
 ) -> None:
     """Real-time feeds of Korean brokers (Kiwoom REST API, KIS Open API).
 
-    Exit codes: 0 done (also when stopped by --duration, --count, Ctrl-C or SIGTERM); 1 ran,
-    but rows could not be delivered to a sink (saved to a file, see the message), or
-    `decode --strict` met errors; 2 could not do what was asked (bad input, a sink or server
-    that cannot be reached, credentials or every subscription refused, nothing to replay);
+    Exit codes: 0 done (also when stopped by --duration, --count, Ctrl-C, SIGTERM or a
+    closed stdout); 1 ran, but rows could not be delivered to a sink (saved to a file, see the
+    message), or `decode --strict` met errors; 2 could not do what was asked (bad input, a sink
+    or server that cannot be reached, credentials or every subscription refused, nothing to
+    replay);
     130 interrupted before starting.
     """
 
@@ -92,10 +117,8 @@ def main() -> None:
         say("krfeed: interrupted")
         sys.exit(130)
     except BrokenPipeError:
-        # The reader of our stdout went away (| head): stop quietly, like other CLI tools.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # the reader of our stdout went away outside a command (e.g. --help | head)
+        _reader_gone()
         sys.exit(0)
     except Exception as e:
         import logging
