@@ -103,7 +103,7 @@ def test_ranking_resorts_by_net_value_and_kis_wins_over_kiwoom() -> None:
 
 
 def test_kiwoom_program_amounts_in_won_and_replaced_by_kis() -> None:
-    from tests.unit.test_program import kiwoom_0w_official
+    from test_program import kiwoom_0w_official
 
     st = DashboardState()
     st.ingest(kiwoom_0w_official())  # the guide's example: 208 매수금액 483 (백만원)
