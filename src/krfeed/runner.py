@@ -79,6 +79,12 @@ def on_stop_signals(stop: Callable[[], None]) -> Iterator[None]:
     try:
         yield
     finally:
+        # A signal the kernel gave to another thread (an executor's) has its Python-level
+        # handler run late, at the main thread's next check: run it now, while it is still the
+        # loop's no-op, or it runs after the removal below as a KeyboardInterrupt in the middle
+        # of the caller's cleanup (unclosed sessions, a hang in asyncio.run's shutdown).
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            signal.pthread_sigmask(signal.SIG_BLOCK, ())  # runs pending handlers
         for sig in sigs:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

@@ -643,3 +643,64 @@ def test_an_account_type_given_codes_is_one_sentence_and_exit_2(
         f"krfeed: {broker} {type_} is an account type: it takes no codes "
         "(it carries the whole account)"
     )
+
+
+# ---- orders: stopped during the initial reconciliation, and nothing listening ----
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_orders_stopped_during_the_initial_reconciliation_ends_cleanly(
+    sig: signal.Signals, sim_url: str, tmp_path: Path
+) -> None:
+    from .helpers import sim_json
+
+    before = sim_json(sim_url, "/_sim/stats")["connections"]
+    proc = subprocess.Popen(
+        [*KRFEED, "orders", "--sim", sim_url, "--format", "jsonl"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        # both sessions connected: the order subscriptions and the first round are under way
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            now = sim_json(sim_url, "/_sim/stats")["connections"]
+            if all(now[b]["total"] > before[b]["total"] for b in ("kiwoom", "kis")):
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=20)  # a hang guard, not a timing assertion
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    for noise in ("Traceback", "Unclosed", "Task was destroyed", "ERROR"):
+        assert noise not in err, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert " orders, " in lines[0] and lines[0].endswith(" won")
+    for line in out.splitlines():  # what it printed before the stop is whole JSON lines
+        json.loads(line)
+
+
+def test_orders_with_nothing_listening_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    p = run(
+        "orders",
+        "--sim",
+        f"http://127.0.0.1:{DEAD}",
+        "--format",
+        "jsonl",
+        "--connect-timeout",
+        "2",
+        cwd=tmp_path,
+        timeout=30,
+    )
+    line = one_line(p)
+    assert "no connection within 2s" in line
+    assert f"127.0.0.1:{DEAD}" in line and "connection refused" in line
+    assert "is `krfeed sim` running there?" in line
+    assert p.stdout == ""

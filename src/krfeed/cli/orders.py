@@ -14,6 +14,7 @@ import typer
 
 from krfeed.cli.common import (
     ConfigOpt,
+    ConnectTimeoutOpt,
     FormatOpt,
     IdleTimeoutOpt,
     JournalOpt,
@@ -26,11 +27,19 @@ from krfeed.cli.common import (
     open_journal,
     output_mode,
     run,
+    say,
     session_options,
     setup_logging,
 )
 from krfeed.orders.accounts import sim_accounts
-from krfeed.runner import FeedFailed, QueuedRecorder, all_failed, on_stop_signals, run_until
+from krfeed.runner import (
+    CONNECT_TIMEOUT,
+    FeedFailed,
+    QueuedRecorder,
+    Watch,
+    on_stop_signals,
+    run_until,
+)
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -69,6 +78,7 @@ def orders_command(
     sim: SimOpt = None,
     journal: JournalOpt = None,
     idle_timeout: IdleTimeoutOpt = None,
+    connect_timeout: ConnectTimeoutOpt = CONNECT_TIMEOUT,
     verbose: VerboseOpt = False,
 ) -> None:
     """Watch your orders and fills live; fills missed during disconnects are reconciled."""
@@ -114,6 +124,7 @@ def orders_command(
             sim=sim,
             journal=open_journal(journal),
             options=options,
+            connect_timeout=connect_timeout,
         )
     )
 
@@ -131,59 +142,72 @@ async def run_orders(
     sim: str | None = None,
     journal: Any = None,
     options: Any = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
 ) -> dict[str, Any]:
-    """The ``orders`` command: returns a summary (order events, fills, reports)."""
+    """The ``orders`` command: returns a summary (order events, fills, reports).
+
+    Ctrl-C / SIGTERM stop it at any moment, the start and the initial reconciliation included;
+    :class:`FeedFailed` when no session connects within ``connect_timeout`` seconds, or every
+    session or subscription failed."""
     from krfeed.feed import Feed
 
     feed = Feed(*configs, options=options, on_raw=journal)
+    watch = Watch(feed, connect_timeout)
     stop = asyncio.Event()
     result: dict[str, Any] = {"events": 0, "fills": 0, "reports": 0, "anomalies": 0}
-    failed: dict[str, str] = {}
     recorder: QueuedRecorder | None = None
     stream: OrderStream | None = None
     view = OrdersView() if mode == "table" else None
     live_ctx: Any = None
-    try:
-        with on_stop_signals(stop.set):
-            await feed.start()
-            stream = await _order_stream(feed, sim, account, interval, reconcile)
-            if sinks:
-                recorder = QueuedRecorder(sinks)
-            await _subscribe_orders(feed, configs)
-            if view is not None:
-                from rich.console import Console
-                from rich.live import Live
 
-                live_ctx = Live(view.render(), console=Console(), refresh_per_second=4)
-                live_ctx.__enter__()
-            work = _consume(stream, feed, result, failed, count, view, live_ctx, recorder)
-            await run_until(work, stop, duration)
-    finally:
-        if live_ctx is not None:
-            live_ctx.__exit__(None, None, None)
-        if stream is not None:
-            await stream.close()
-        await feed.close()
-        if recorder is not None:
-            await recorder.close()
-        if journal is not None:
-            await journal.aclose()
-    if reason := all_failed(feed, failed):
+    async def work() -> None:
+        nonlocal stream, recorder, live_ctx
+        await feed.start()
+        stream = await _order_stream(feed, sim, account, interval, reconcile)
+        if sinks:
+            recorder = QueuedRecorder(sinks)
+        await _subscribe_orders(feed, configs)
+        if view is not None:
+            from rich.console import Console
+            from rich.live import Live
+
+            live_ctx = Live(view.render(), console=Console(), refresh_per_second=4)
+            live_ctx.__enter__()
+        await _consume(stream, watch, result, count, view, live_ctx, recorder)
+
+    async def give_up() -> None:
+        if await watch.check_connected():
+            stop.set()
+
+    # The handlers stay until everything is closed: a signal during the start or the cleanup
+    # only sets ``stop``, never interrupts a close half-way.
+    with on_stop_signals(stop.set):
+        checker = asyncio.create_task(give_up())
+        try:
+            await run_until(work(), stop, duration)
+        finally:
+            checker.cancel()
+            if live_ctx is not None:
+                live_ctx.__exit__(None, None, None)
+            if stream is not None:
+                await stream.close()
+            await feed.close()
+            if recorder is not None:
+                await recorder.close()
+            if journal is not None:
+                await journal.aclose()
+    if reason := watch.outcome():
         raise FeedFailed(reason)
     if stream is not None:
-        result["summary"] = stream.tracker.summary().to_dict()
-    if recorder is not None:
-        result["recorded"] = recorder.written()
-    if view is not None and stream is not None:
-        from rich.console import Console
-
         s = stream.tracker.summary()
-        Console(stderr=True).print(
+        result["summary"] = s.to_dict()
+        say(
             f"{s.orders} orders, {s.fills} fills ({s.reconciled_fills} reconciled); "
             f"bought {s.buy_amount:,} sold {s.sell_amount:,} fees {s.commission:,} "
-            f"taxes {s.tax:,} won",
-            highlight=False,
+            f"taxes {s.tax:,} won"
         )
+    if recorder is not None:
+        result["recorded"] = recorder.written()
     return result
 
 
@@ -219,17 +243,16 @@ async def _subscribe_orders(feed: Feed, configs: list[Any]) -> None:
 
 async def _consume(
     stream: OrderStream,
-    feed: Feed,
+    watch: Watch,
     result: dict[str, Any],
-    failed: dict[str, str],
     count: int | None,
     view: OrdersView | None,
     live_ctx: Any,
     recorder: QueuedRecorder | None,
 ) -> None:
-    """Show (or print) every order item until ``count`` order events or every session failed;
+    """Show (or print) every order item until ``count`` order events or ``watch`` gives up;
     the raw account records and control events go to ``recorder``."""
-    from krfeed.events import Event, SessionFailed
+    from krfeed.events import Event
     from krfeed.orders.model import OrderAnomaly, OrderEvent, ReconcileReport
     from krfeed.protocol.messages import DecodeError
     from krfeed.records.base import Record
@@ -256,10 +279,8 @@ async def _consume(
                 await recorder.put(item)
             if view is not None:
                 view.update_feed(item)
-            if isinstance(item, SessionFailed):
-                failed[item.session] = item.reason
-                if all_failed(feed, failed):
-                    return
+            if not isinstance(item, Record) and watch.see(item):
+                return
         if live_ctx is not None and view is not None:
             live_ctx.update(view.render())
 

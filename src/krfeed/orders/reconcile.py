@@ -43,7 +43,6 @@ while it is rate-limited or down, missed fills arrive late, never twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -237,9 +236,13 @@ class SessionReconciler:
 
     async def aclose(self) -> None:
         self.cancel()
-        if self.task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.task
+        task = self.task
+        if task is not None:
+            # wait() never raises the round's outcome, so a cancellation of the caller itself
+            # still propagates (suppressing CancelledError here would swallow it)
+            await asyncio.wait({task})
+            if not task.cancelled():
+                task.exception()  # a round logs its own failures
 
 
 __all__ = [
