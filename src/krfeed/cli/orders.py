@@ -327,10 +327,16 @@ class OrdersView:
             self.last_report = item
             if not item.ok:
                 self.log.append(f"reconciliation of {item.session} failed: {item.error}")
+            elif item.fills and item.trigger == "initial":
+                # the day so far, learned at start: not a sign that anything went missing
+                self.log.append(
+                    f"{item.session}: {item.fills} fill(s) of today before the start "
+                    f"({item.fill_qty} shares), learned over REST"
+                )
             elif item.fills:
                 self.log.append(
-                    f"reconciled {item.session}: {item.fills} missed fill(s), "
-                    f"{item.fill_qty} shares"
+                    f"reconciled {item.session} after {item.trigger}: {item.fills} missed "
+                    f"fill(s), {item.fill_qty} shares"
                 )
 
     def update_feed(self, item: Any) -> None:
