@@ -704,3 +704,26 @@ def test_orders_with_nothing_listening_is_one_line_and_exit_2(tmp_path: Path) ->
     assert f"127.0.0.1:{DEAD}" in line and "connection refused" in line
     assert "is `krfeed sim` running there?" in line
     assert p.stdout == ""
+
+
+def test_web_with_nothing_listening_says_why_and_exits_2(tmp_path: Path) -> None:
+    p = run(
+        "web",
+        "kis:H0STPGM0:005930",
+        "--sim",
+        f"http://127.0.0.1:{DEAD}",
+        "--port",
+        "0",
+        "--connect-timeout",
+        "2",
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert p.returncode == 2, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in p.stderr
+    # while it waited: why the session is reconnecting, once; then why it gave up
+    assert len([ln for ln in lines if ln.startswith("krfeed web: kis#1 reconnecting: ")]) == 1
+    assert "connection refused" in lines[-2]
+    assert lines[-1].startswith("krfeed: stopped: no connection within 2s: kis#1 at ")
+    assert lines[-1].endswith("(is `krfeed sim` running there?)")

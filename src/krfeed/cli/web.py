@@ -9,6 +9,7 @@ import typer
 
 from krfeed.cli.common import (
     ConfigOpt,
+    ConnectTimeoutOpt,
     MockOpt,
     SimOpt,
     VerboseOpt,
@@ -18,6 +19,7 @@ from krfeed.cli.common import (
     run,
     setup_logging,
 )
+from krfeed.runner import CONNECT_TIMEOUT
 
 DEFAULT_PORT = 8700
 
@@ -56,6 +58,7 @@ def web_command(
         str, typer.Option(help="--replay/--db pace: 1 (real time), 10, … or max")
     ] = "10",
     duration: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
+    connect_timeout: ConnectTimeoutOpt = CONNECT_TIMEOUT,
     config: ConfigOpt = None,
     mock: MockOpt = False,
     sim: SimOpt = None,
@@ -103,7 +106,16 @@ def web_command(
     if "kis" in which and not have & {("kis", "H0STCNI0"), ("kis", "H0STCNI9")}:
         subs.append(SubSpec("kis", "H0STCNI9" if mock else "H0STCNI0", ()))
     run(
-        app.serve_live(brokers, subs, host=host, port=port, open_=open_, duration=duration, sim=sim)
+        app.serve_live(
+            brokers,
+            subs,
+            host=host,
+            port=port,
+            open_=open_,
+            duration=duration,
+            sim=sim,
+            connect_timeout=connect_timeout,
+        )
     )
 
 

@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from krfeed.brokers import KIS, BrokerConfig, Kiwoom
-from krfeed.events import SessionFailed
+from krfeed.events import Reconnecting, SessionFailed
 from krfeed.feed import Feed
 from krfeed.orders.accounts import sim_accounts
 from krfeed.orders.model import AccountRef
 from krfeed.orders.reconcile import ReconcileOptions
 from krfeed.orders.stream import OrderStream
 from krfeed.runner import (
+    CONNECT_TIMEOUT,
     FeedFailed,
     SubSpec,
+    Watch,
     all_failed,
     on_stop_signals,
     run_until,
@@ -80,10 +82,19 @@ async def serve_live(
     out: TextIO | None = None,
     announce_extra: str = "",
     ready: Callable[[WebServer, DashboardState], Any] | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    err: TextIO | None = None,
 ) -> DashboardState:
-    """Subscribe ``subs`` and serve the dashboard until Ctrl-C, SIGTERM or ``duration``."""
+    """Subscribe ``subs`` and serve the dashboard until Ctrl-C, SIGTERM or ``duration``.
+
+    Why a session is reconnecting or failed is also said on ``err`` (stderr), once per
+    reason; :class:`FeedFailed` when no session connects within ``connect_timeout`` seconds
+    or every session failed."""
     out = out or sys.stdout
+    err = err or sys.stderr
     feed = Feed(*brokers)
+    watch = Watch(feed, connect_timeout)
+    said: dict[str, str] = {}
     state = DashboardState(names=names)
     stop = asyncio.Event()
     remove = _stop_on_signals(stop)
@@ -96,6 +107,12 @@ async def serve_live(
         title="krfeed",
     )
     failed: dict[str, str] = {}
+
+    async def give_up() -> None:
+        if await watch.check_connected():
+            stop.set()
+
+    checker = asyncio.create_task(give_up())
     try:
         await feed.start()
         accounts: dict[str | tuple[str, str], AccountRef] = {}
@@ -116,6 +133,13 @@ async def serve_live(
             assert stream is not None
             async for item in stream:
                 state.ingest(item)
+                if watch.see(item):
+                    stop.set()
+                if isinstance(item, Reconnecting | SessionFailed) and item.reason:
+                    what = "failed" if isinstance(item, SessionFailed) else "reconnecting"
+                    if said.get(item.session) != item.reason:
+                        said[item.session] = item.reason
+                        print(f"krfeed web: {item.session} {what}: {item.reason}", file=err)
                 if isinstance(item, SessionFailed):
                     failed[item.session] = item.reason
                     if all(s.failed for s in feed.sessions):
@@ -123,12 +147,13 @@ async def serve_live(
 
         await run_until(consume(), stop, duration)
     finally:
+        checker.cancel()
         remove()
         await server.stop()
         if stream is not None:
             await stream.close()
         await feed.close()
-    if reason := all_failed(feed, failed):
+    if reason := all_failed(feed, failed) or watch.outcome():
         raise FeedFailed(reason)
     return state
 
