@@ -282,9 +282,11 @@ class ConditionManager:
                     f"within {timeout:g}s"
                 ) from None
             if not self._ready.is_set():
+                st = self.session.stats
+                why = f"{st.state}: {st.last_error}" if st.last_error else st.state
                 raise ConditionError(
                     f"the Kiwoom session {self.session.name} was not connected within "
-                    f"{timeout:g}s ({self.session.stats.state}); {what} was not answered"
+                    f"{timeout:g}s ({why}); {what} was not answered"
                 ) from None
             raise ConditionError(f"Kiwoom did not answer {what} within {timeout:g}s") from None
 

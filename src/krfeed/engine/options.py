@@ -92,3 +92,5 @@ class SessionStats:
     last_frame_at: float = 0.0
     last_data_at: float = 0.0
     state: str = "idle"
+    #: why the last connection ended or could not be made ("" until then)
+    last_error: str = ""

@@ -273,6 +273,7 @@ class Session(Connection):
             if self._slow is None:
                 self._slow = _backoff.backoff(opts.backoff_base, opts.backoff_cap)
             delay = next(self._slow)
+        self.stats.last_error = reason
         self._emit(
             Reconnecting(
                 broker=self.broker,
