@@ -121,3 +121,13 @@ def test_bad_urls() -> None:
         JSONLSink("jsonl:-?rotate=daily")
     with pytest.raises(SinkError, match="unknown option"):
         JSONLSink("jsonl:///x.jsonl?compress=1")
+
+
+def test_where_names_the_files_written(tmp_path: Path) -> None:
+    from krfeed.sinks import where
+
+    assert where(f"jsonl:///{tmp_path}/day.jsonl") == f"{tmp_path}/day.jsonl"
+    # rotated daily: one file a day, named by the pattern (the summary said day.jsonl)
+    assert where(f"jsonl:///{tmp_path}/day.jsonl?rotate=daily") == f"{tmp_path}/day-YYYYMMDD.jsonl"
+    assert where("jsonl:-") == "standard output"
+    assert where(f"sqlite:///{tmp_path}/x.db") == f"{tmp_path}/x.db"

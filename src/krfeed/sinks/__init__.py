@@ -66,14 +66,18 @@ def where(url: str) -> str:
     scheme = _scheme(url)
     if scheme in _FILE_SCHEMES:
         try:
-            path, _ = parse_path_url(url, scheme)
+            path, opts = parse_path_url(url, scheme)
         except ValueError:
             return url
         if path == "-":
             return "standard output"
         if path == ":memory:":
             return url
-        return os.path.abspath(os.path.expanduser(path))
+        full = os.path.abspath(os.path.expanduser(path))
+        if opts.get("rotate") == "daily":  # one file a day: name the pattern
+            stem, ext = os.path.splitext(full)
+            return f"{stem}-YYYYMMDD{ext or '.jsonl'}"
+        return full
     return redact_url(url)
 
 
