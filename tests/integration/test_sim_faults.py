@@ -333,6 +333,11 @@ async def test_expire_tokens(sim: Simulator, http: aiohttp.ClientSession) -> Non
 async def test_admin_endpoints(sim: Simulator, http: aiohttp.ClientSession) -> None:
     async with http.post(f"{sim.url}/_sim/faults", json={"action": "explode"}) as r:
         assert r.status == 400 and "unknown fault action" in (await r.json())["error"]
+    async with http.get(f"{sim.url}/_sim/faults") as r:  # what can be asked, with defaults
+        listed = await r.json()
+    assert listed["actions"]["silence"] == {"seconds": 5.0}
+    assert listed["actions"]["swallow_replies"] == {"count": 1, "op": "subscribe"}
+    assert listed["narrow"] == ["broker", "appkey"] and len(listed["actions"]) == 11
     async with http.post(f"{sim.url}/_sim/faults", json={"action": "silence", "secs": 1}) as r:
         assert r.status == 400
     with pytest.raises(ValueError):

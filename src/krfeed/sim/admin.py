@@ -16,7 +16,7 @@ from krfeed.protocol.kis import data_frame
 from krfeed.schema.catalog import get_type
 from krfeed.schema.compile import encode_kiwoom_values
 from krfeed.sim.connections import Conn, Out, Token, dumps, loads, now_kst
-from krfeed.sim.faults import FaultState, parse_fault
+from krfeed.sim.faults import ACTIONS, FaultState, parse_fault
 from krfeed.sim.feeding import BROKERS, MarketFeed
 from krfeed.sim.market import market_record
 from krfeed.sim.orders import LIMIT, MARKET, AutoTrader, order_type
@@ -273,6 +273,10 @@ class Admin(MarketFeed):
         except (ValueError, msgspec.DecodeError) as e:
             return web.json_response({"ok": False, "error": str(e)}, status=400)
         return web.json_response(result)
+
+    async def _admin_fault_list(self, request: web.Request) -> web.StreamResponse:
+        """The fault actions with their parameters and defaults (what POST accepts)."""
+        return web.json_response({"actions": ACTIONS, "narrow": ["broker", "appkey"]})
 
     async def _admin_stats(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.stats(), dumps=dumps)

@@ -125,6 +125,7 @@ class Simulator(Admin):
         app.router.add_post(f"{trading}/order-rvsecncl", self._wrap(kis.order_rvsecncl))
         app.router.add_get(f"{trading}/inquire-daily-ccld", self._wrap(kis.daily_ccld))
         app.router.add_post("/_sim/faults", self._admin_fault)
+        app.router.add_get("/_sim/faults", self._admin_fault_list)
         app.router.add_get("/_sim/stats", self._admin_stats)
         app.router.add_post("/_sim/bench", self._admin_bench)
         app.router.add_get("/_sim/orders", self._admin_orders)
