@@ -339,6 +339,50 @@ class OrdersView:
                     f"fill(s), {item.fill_qty} shares"
                 )
 
+    def _today(self, tr: OrderTracker, width: int | None = None) -> Any:
+        """The day's totals per broker: a row per broker on a wide screen, a column per
+        broker below 110 columns (eleven figures of won do not fit 80 columns in a row)."""
+        import shutil
+
+        from rich.table import Table
+
+        from krfeed.cli.views import fmt
+
+        heads = ["orders", "open", "fills", "bought", "buy amount", "sold", "sell amount"]
+        heads += ["fees", "taxes", "net cash"]
+        rows: dict[str, list[str]] = {}
+        for b in sorted({s.broker for s in tr.orders()}):
+            d = tr.summary(b)
+            rows[b] = [
+                fmt(v)
+                for v in (
+                    d.orders,
+                    d.open_orders,
+                    d.fills,
+                    d.bought_qty,
+                    d.buy_amount,
+                    d.sold_qty,
+                    d.sell_amount,
+                    d.commission,
+                    d.tax,
+                    d.net_cash,
+                )
+            ]
+        t = Table(title="today", title_justify="left")
+        if (width or shutil.get_terminal_size().columns) >= 110:
+            t.add_column("broker")
+            for h in heads:
+                t.add_column(h, justify="right")
+            for b, values in rows.items():
+                t.add_row(b, *values)
+            return t
+        t.add_column("")
+        for b in rows:
+            t.add_column(b, justify="right", no_wrap=True)
+        for i, h in enumerate(heads):
+            t.add_row(h, *(values[i] for values in rows.values()))
+        return t
+
     def update_feed(self, item: Any) -> None:
         from krfeed.events import (
             Connected,
@@ -431,27 +475,7 @@ class OrdersView:
                 )
             parts.append(t)
         if tr is not None and len(tr):
-            t = Table(title="today", title_justify="left")
-            for c in ("broker", "orders", "open", "fills", "bought", "buy amount", "sold"):
-                t.add_column(c)
-            for c in ("sell amount", "fees", "taxes", "net cash"):
-                t.add_column(c, justify="right")
-            for b in sorted({s.broker for s in tr.orders()}):
-                d = tr.summary(b)
-                t.add_row(
-                    b,
-                    fmt(d.orders),
-                    fmt(d.open_orders),
-                    fmt(d.fills),
-                    fmt(d.bought_qty),
-                    fmt(d.buy_amount),
-                    fmt(d.sold_qty),
-                    fmt(d.sell_amount),
-                    fmt(d.commission),
-                    fmt(d.tax),
-                    fmt(d.net_cash),
-                )
-            parts.append(t)
+            parts.append(self._today(tr))
         for line in self.log:
             parts.append(Text(line, style="yellow"))
         return Group(*parts)
