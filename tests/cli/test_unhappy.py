@@ -727,3 +727,25 @@ def test_web_with_nothing_listening_says_why_and_exits_2(tmp_path: Path) -> None
     assert "connection refused" in lines[-2]
     assert lines[-1].startswith("krfeed: stopped: no connection within 2s: kis#1 at ")
     assert lines[-1].endswith("(is `krfeed sim` running there?)")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_while_krfeed_is_still_importing_is_quiet(sig: signal.Signals) -> None:
+    """The installed ``krfeed`` command, stopped in its first half-second (Python importing
+    krfeed): no traceback, no silent 143 — exit 130 with one line."""
+    import sys
+
+    exe = Path(sys.executable).parent / "krfeed"
+    if not exe.exists():
+        pytest.skip("the krfeed command is not installed beside this Python")
+    outcomes = []
+    for _ in range(3):
+        proc = subprocess.Popen(
+            [str(exe), "schema"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        time.sleep(0.15)  # past interpreter start-up, inside the import of krfeed
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+        assert "Traceback" not in err, err
+        outcomes.append((proc.returncode, err))
+    assert (130, "krfeed: interrupted\n") in outcomes, outcomes
