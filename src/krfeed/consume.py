@@ -251,9 +251,7 @@ async def _write_chunks(
     for i in range(0, len(items), batch):
         if time.monotonic() >= extend_at:
             extend_at = time.monotonic() + ack_wait / 3
-            for m in msgs:
-                with contextlib.suppress(Exception):
-                    await m.in_progress()
+            await _keep(msgs)
         if not await _write_all(sinks, items[i : i + batch], msgs, stop, st):
             return False
     return True
@@ -282,14 +280,18 @@ async def _write_all(
         todo = failed
         if not todo:
             return True
-        # Keep the messages ours while the sink recovers.
-        for m in msgs:
-            with contextlib.suppress(Exception):
-                await m.in_progress()
+        await _keep(msgs)  # ours while the sink recovers
         if await _sleep_or_stop(stop, delay * (0.5 + random.random())):
             return False
         delay = min(delay * 2, 5.0)
     return True
+
+
+async def _keep(msgs: list[Msg]) -> None:
+    """Restart the messages' ack timers (``in_progress``): not redelivered meanwhile."""
+    for m in msgs:
+        with contextlib.suppress(Exception):
+            await m.in_progress()
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:

@@ -221,6 +221,11 @@ class Watch:
         self.reason = f"no connection within {self.connect_timeout:g}s: " + self.why_not()
         return self.reason
 
+    async def stop_if_unconnected(self, stop: Callable[[], object]) -> None:
+        """Call ``stop`` when :meth:`check_connected` gives a reason to stop."""
+        if await self.check_connected():
+            stop()
+
     def outcome(self) -> str:
         """At the end of a run: why it delivered nothing (``""`` if it may have)."""
         if self.reason:

@@ -175,14 +175,10 @@ async def run_orders(
             live_ctx.__enter__()
         await _consume(stream, watch, result, count, view, live_ctx, recorder)
 
-    async def give_up() -> None:
-        if await watch.check_connected():
-            stop.set()
-
     # The handlers stay until everything is closed: a signal during the start or the cleanup
     # only sets ``stop``, never interrupts a close half-way.
     with on_stop_signals(stop.set):
-        checker = asyncio.create_task(give_up())
+        checker = asyncio.create_task(watch.stop_if_unconnected(stop.set))
         try:
             await run_until(work(), stop, duration)
         finally:

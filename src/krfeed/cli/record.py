@@ -277,16 +277,12 @@ def _side_tasks(
     """Give up (``end``) when no connection succeeds in time; a status line every
     ``status_every`` seconds to ``status_out`` if given."""
 
-    async def connected() -> None:
-        if await watch.check_connected():
-            end()
-
     async def report(every: float, out: Callable[[str], None]) -> None:
         while True:
             await asyncio.sleep(every)
             out(status_text(rec, feed))
 
-    tasks = [asyncio.create_task(connected())]
+    tasks = [asyncio.create_task(watch.stop_if_unconnected(end))]
     if status_every and status_out is not None:
         tasks.append(asyncio.create_task(report(status_every, status_out)))
     return tasks

@@ -108,11 +108,7 @@ async def serve_live(
     )
     failed: dict[str, str] = {}
 
-    async def give_up() -> None:
-        if await watch.check_connected():
-            stop.set()
-
-    checker = asyncio.create_task(give_up())
+    checker = asyncio.create_task(watch.stop_if_unconnected(stop.set))
     try:
         await feed.start()
         accounts: dict[str | tuple[str, str], AccountRef] = {}
