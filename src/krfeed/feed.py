@@ -99,7 +99,6 @@ class Feed:
         self._broker_of: dict[str, str] = {}  # session name -> broker
         self._callbacks: list[tuple[Any, Callable[[Any], Any]]] = []
         self._started = False
-        self._closed = False
         self._closed_event = asyncio.Event()  # set by close(): ends subscribe's wait
         self._records = Counter[type[Record]]()  # delivered, per record class
         self._delivered = 0
@@ -149,7 +148,6 @@ class Feed:
         """Unsubscribe politely, close every socket, stop every task — within ``timeout``."""
         if self._closed:
             return
-        self._closed = True
         self._closed_event.set()
         for s in self.sessions:
             await s.prepare_close()
@@ -161,6 +159,10 @@ class Feed:
         if self._http is not None:
             await self._http.close()
         self._queue.close()
+
+    @property
+    def _closed(self) -> bool:
+        return self._closed_event.is_set()
 
     def _check_open(self, what: str) -> None:
         if self._closed:
